@@ -1,0 +1,151 @@
+"""Settings: the one reader of the environment, with validation that names the variable."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote
+
+from sqlalchemy.engine import URL
+
+from .errors import ConfigurationError
+
+_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2")
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_RAW_ONLY = set("@/?#")
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Where element files go: an S3 bucket, on AWS or any S3-compatible endpoint."""
+
+    bucket: str
+    region: str
+    access_key: str | None = None
+    secret_key: str | None = None
+    endpoint_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the data layer needs, validated at construction."""
+
+    database_url: URL
+    s3: S3Settings | None = None
+    url_expiry_seconds: int = 3600
+    pool_size: int = 10
+
+    def __post_init__(self) -> None:
+        if self.url_expiry_seconds <= 0:
+            raise ConfigurationError("STORAGE_EXPIRY_TIME must be a positive number of seconds.")
+        if self.pool_size <= 0:
+            raise ConfigurationError("DATABASE_POOL_SIZE must be a positive integer.")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Read OpenRAG's variable names (see the README's configuration table)."""
+        raw_url = _get(environ, "DATABASE_URL")
+        if raw_url is None:
+            raise ConfigurationError(
+                "DATABASE_URL is not set. Set it to your PostgreSQL server, "
+                "e.g. DATABASE_URL=postgresql://user:password@rdb:5432/chainlit"
+            )
+        return cls(
+            database_url=parse_database_url(raw_url),
+            s3=_s3_from_env(environ),
+            url_expiry_seconds=_int(environ, "STORAGE_EXPIRY_TIME", 3600),
+            pool_size=_int(environ, "DATABASE_POOL_SIZE", 10),
+        )
+
+
+def parse_database_url(raw: str) -> URL:
+    """Turn ``postgresql://user:pw@host:5432/db`` into an asyncpg URL.
+
+    The password may be percent-encoded (recommended) or raw, even with ``@:/?#%`` in it: the
+    user info ends at the last ``@``. ``sslmode=`` becomes asyncpg's ``ssl=``.
+    """
+    scheme, sep, rest = raw.strip().partition("://")
+    if not sep or scheme not in _SCHEMES:
+        raise ConfigurationError(
+            f"DATABASE_URL must start with postgresql:// (got {scheme + sep or raw[:20]!r}...)."
+        )
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not at:
+        hostpart = rest
+    location, _, query_string = hostpart.partition("?")
+    hostport, _, database = location.partition("/")
+    host, port = _split_host_port(hostport)
+    username, _, password = userinfo.partition(":")
+    query = dict(parse_qsl(query_string))
+    if "sslmode" in query:
+        query["ssl"] = query.pop("sslmode")
+    return URL.create(
+        "postgresql+asyncpg",
+        username=_decode_userinfo(username) or None,
+        password=_decode_userinfo(password) if password else None,
+        host=host or None,
+        port=port,
+        database=unquote(database) or None,
+        query=query,
+    )
+
+
+def _split_host_port(hostport: str) -> tuple[str, int | None]:
+    if hostport.startswith("["):  # IPv6 literal: [::1]:5432
+        host, _, tail = hostport[1:].partition("]")
+        port = tail.removeprefix(":")
+    else:
+        host, _, port = hostport.partition(":")
+    if port and not port.isdigit():
+        raise ConfigurationError(f"DATABASE_URL has a malformed port {port!r}.")
+    return host, int(port) if port else None
+
+
+def _decode_userinfo(value: str) -> str:
+    """Percent-decode, unless the value is visibly raw (has ``@/?#`` or a stray ``%``)."""
+    if _RAW_ONLY & set(value):
+        return value
+    if "%" in value and len(_PERCENT_ESCAPE.findall(value)) != value.count("%"):
+        return value
+    return unquote(value)
+
+
+def _s3_from_env(environ: Mapping[str, str]) -> S3Settings | None:
+    bucket = _get(environ, "BUCKET_NAME")
+    access_key = _get(environ, "APP_AWS_ACCESS_KEY")
+    secret_key = _get(environ, "APP_AWS_SECRET_KEY")
+    endpoint = _get(environ, "DEV_AWS_ENDPOINT")
+    if (access_key is None) != (secret_key is None):
+        raise ConfigurationError(
+            "APP_AWS_ACCESS_KEY and APP_AWS_SECRET_KEY must be set together (only one is set)."
+        )
+    if bucket is None:
+        if access_key or endpoint:
+            raise ConfigurationError(
+                "BUCKET_NAME is not set but S3 credentials or DEV_AWS_ENDPOINT are: "
+                "set BUCKET_NAME to the bucket that holds element files."
+            )
+        return None
+    return S3Settings(
+        bucket=bucket,
+        region=_get(environ, "APP_AWS_REGION") or "us-east-1",
+        access_key=access_key,
+        secret_key=secret_key,
+        endpoint_url=endpoint,
+    )
+
+
+def _get(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name, "").strip()
+    return value or None
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = _get(environ, name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be an integer (got {value!r}).") from None

@@ -1,0 +1,372 @@
+"""Pure functions between Chainlit's dicts and table rows; no I/O.
+
+Normalisations (documented in the README): NUL characters and lone surrogates become U+FFFD;
+metadata values that JSON cannot hold become JSON (datetimes -> ISO strings, bytes -> UTF-8 text,
+sets/tuples -> lists, NaN/Infinity -> null, other objects -> str); nesting deeper than
+``MAX_JSON_DEPTH`` is cut to a string; unparseable timestamps are dropped (the server's clock wins).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import math
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from enum import Enum
+from typing import Any, cast
+from uuid import UUID
+
+from chainlit.element import ElementDict
+from chainlit.step import StepDict
+from chainlit.types import FeedbackDict, ThreadDict
+from chainlit.user import PersistedUser
+
+MAX_JSON_DEPTH = 64
+# A result row (SQLAlchemy RowMapping) keyed by column name.
+Row = Mapping[Any, Any]
+REPLACEMENT = "\ufffd"
+
+# StepDict keys stored in their own column (the rest of a step dict goes to "extra").
+_STEP_COLUMNS = {
+    "id": "id",
+    "threadId": "threadId",
+    "parentId": "parentId",
+    "name": "name",
+    "type": "type",
+    "command": "command",
+    "modes": "modes",
+    "waitForAnswer": "waitForAnswer",
+    "tags": "tags",
+    "generation": "generation",
+    "defaultOpen": "defaultOpen",
+    "autoCollapse": "autoCollapse",
+    "language": "language",
+    "icon": "icon",
+}
+# Keys handled apart, or not persisted: "streaming" is live UI state; "feedback" has its own table.
+_STEP_SPECIAL = {"input", "output", "metadata", "isError", "showInput", "createdAt", "start", "end"}
+_STEP_IGNORED = {"streaming", "feedback"}
+
+_ELEMENT_COLUMNS = {
+    "id": "id",
+    "threadId": "threadId",
+    "forId": "stepId",
+    "url": "url",
+    "chainlitKey": "chainlitKey",
+    "name": "name",
+    "display": "display",
+    "size": "size",
+    "props": "props",
+    "page": "page",
+    "autoPlay": "autoPlay",
+    "playerConfig": "playerConfig",
+    "language": "language",
+    "mime": "mime",
+}
+# "path" is a local file of the process; "objectKey" is chosen by the layer; "type" lives in metadata.
+_ELEMENT_SPECIAL = {"type", "path", "objectKey"}
+_ELEMENT_TEXT_COLUMNS = (
+    "id",
+    "threadId",
+    "stepId",
+    "url",
+    "chainlitKey",
+    "display",
+    "size",
+    "language",
+    "mime",
+)
+
+
+# --- text, JSON and time -------------------------------------------------------------------
+
+
+def clean_text(value: str) -> str:
+    """Make a string storable in PostgreSQL: NUL and lone surrogates become U+FFFD."""
+    if "\x00" in value:
+        value = value.replace("\x00", REPLACEMENT)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = "".join(REPLACEMENT if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in value)
+    return value
+
+
+def optional_text(value: object) -> str | None:
+    """Text for a text column: None stays None, strings are cleaned, anything else becomes JSON."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return clean_text(value)
+    return json.dumps(json_safe(value), ensure_ascii=False)
+
+
+def json_safe(value: object, depth: int = 0) -> Any:
+    """Return ``value`` as plain JSON data that PostgreSQL's jsonb accepts."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth >= MAX_JSON_DEPTH:
+        return clean_text(repr(value)[:1000])
+    if isinstance(value, Mapping):
+        return {_json_key(k): json_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+        return [json_safe(v, depth + 1) for v in items]
+    return _json_scalar(value, depth)
+
+
+def _json_scalar(value: object, depth: int) -> Any:
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        try:
+            return clean_text(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            return base64.b64encode(raw).decode("ascii")
+    if isinstance(value, Decimal):
+        return json_safe(float(value), depth)
+    if isinstance(value, Enum):
+        return json_safe(value.value, depth + 1)
+    if isinstance(value, UUID):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return json_safe(dataclasses.asdict(value), depth + 1)
+    return clean_text(str(value))
+
+
+def _json_key(key: object) -> str:
+    return clean_text(key) if isinstance(key, str) else clean_text(str(json_safe(key)))
+
+
+def json_object(value: object) -> dict[str, Any]:
+    """A JSON object for a metadata column; a non-mapping value is kept under ``"value"``.
+
+    Values are made JSON-safe later, by the engine's serializer (``dumps``).
+    """
+    if value is None:
+        return {}
+    return dict(value) if isinstance(value, Mapping) else {"value": value}
+
+
+def dumps(value: Any) -> str:
+    """The engine's JSON serializer: sanitises, then refuses NaN like jsonb does."""
+    return json.dumps(json_safe(value), ensure_ascii=False, allow_nan=False)
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """Parse ``Z``, ``+00:00`` or naive (taken as UTC) ISO-8601 strings; garbage gives None."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str) and value.strip():
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
+        except ValueError:
+            return None
+    else:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def iso_utc(value: datetime) -> str:
+    """ISO-8601 in UTC ending with ``Z``, as Chainlit writes it."""
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc)
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def optional_iso(value: datetime | None) -> str | None:
+    return None if value is None else iso_utc(value)
+
+
+# --- users -----------------------------------------------------------------------------------
+
+
+def user_from_row(row: Row) -> PersistedUser:
+    return PersistedUser(
+        id=row["id"],
+        identifier=row["identifier"],
+        createdAt=iso_utc(row["createdAt"]),
+        metadata=row["metadata"] or {},
+    )
+
+
+# --- steps -----------------------------------------------------------------------------------
+
+
+def show_input_to_text(value: object) -> str | None:
+    """Chainlit's ``showInput`` is ``bool | str``; stored as text the way Chainlit's own layer does."""
+    if value is None:
+        return None
+    return str(value) if isinstance(value, bool) else clean_text(str(value))
+
+
+def show_input_from_text(value: str | None) -> bool | str | None:
+    if value in ("True", "true"):
+        return True
+    if value in ("False", "false"):
+        return False
+    return value
+
+
+def step_params(step: Mapping[str, Any]) -> dict[str, Any]:
+    """Bind parameters for the step upsert: every column, None meaning "keep what is stored"."""
+    params: dict[str, Any] = {column: None for column in _STEP_COLUMNS.values()}
+    extra: dict[str, Any] = {}
+    for key, value in step.items():
+        if key in _STEP_COLUMNS:
+            params[_STEP_COLUMNS[key]] = value
+        elif key not in _STEP_SPECIAL and key not in _STEP_IGNORED:
+            extra[_json_key(key)] = value
+    for column in ("id", "threadId", "parentId", "name", "type", "command", "language", "icon"):
+        params[column] = optional_text(params[column])
+    if params["tags"] is not None:
+        params["tags"] = [clean_text(str(tag)) for tag in params["tags"]]
+    created = parse_timestamp(step.get("createdAt"))
+    params.update(
+        input=optional_text(step.get("input")),
+        output=optional_text(step.get("output")),
+        metadata=json_object(step.get("metadata")),
+        extra=json_object(extra),
+        isError=step.get("isError"),
+        showInput=show_input_to_text(step.get("showInput")),
+        createdAt=created,
+        startTime=parse_timestamp(step.get("start")),
+        endTime=parse_timestamp(step.get("end")),
+        activity=created or datetime.now(timezone.utc),
+    )
+    return params
+
+
+def step_from_row(row: Row) -> StepDict:
+    """A StepDict with every stored key, the unknown ones included."""
+    step: dict[str, Any] = dict(row["extra"] or {})
+    for key, column in _STEP_COLUMNS.items():
+        if row[column] is not None:
+            step[key] = row[column]
+    step.update(
+        id=row["id"],
+        threadId=row["threadId"] or "",
+        parentId=row["parentId"],
+        name=row["name"] or "",
+        type=row["type"],
+        input=row["input"] or "",
+        output=row["output"] or "",
+        metadata=row["metadata"] or {},
+        isError=bool(row["isError"]),
+        showInput=show_input_from_text(row["showInput"]),
+        createdAt=optional_iso(row["createdAt"]),
+        start=optional_iso(row["startTime"]),
+        end=optional_iso(row["endTime"]),
+        feedback=feedback_from_row(row),
+    )
+    return cast(StepDict, step)
+
+
+def feedback_from_row(row: Row) -> FeedbackDict | None:
+    if row.get("feedbackId") is None:
+        return None
+    return FeedbackDict(
+        forId=row["id"],
+        id=row["feedbackId"],
+        value=1 if row["feedbackValue"] >= 0.5 else 0,
+        comment=row["feedbackComment"],
+    )
+
+
+def parents_first(steps: Sequence[StepDict]) -> list[StepDict]:
+    """Keep the given (creation) order, but move each parent before its children."""
+    by_id = {step["id"]: step for step in steps}
+    ordered: list[StepDict] = []
+    placed: set[str] = set()
+
+    def place(step: StepDict, visiting: set[str]) -> None:
+        if step["id"] in placed or step["id"] in visiting:
+            return
+        parent = by_id.get(step.get("parentId") or "")
+        if parent is not None:
+            place(parent, visiting | {step["id"]})
+        placed.add(step["id"])
+        ordered.append(step)
+
+    for step in steps:
+        place(step, set())
+    return ordered
+
+
+# --- elements --------------------------------------------------------------------------------
+
+
+def element_params(element: Mapping[str, Any], object_key: str | None) -> dict[str, Any]:
+    """Bind parameters for the element upsert, from ``Element.to_dict()``."""
+    params: dict[str, Any] = {column: None for column in _ELEMENT_COLUMNS.values()}
+    extra: dict[str, Any] = {}
+    for key, value in element.items():
+        if key in _ELEMENT_COLUMNS:
+            params[_ELEMENT_COLUMNS[key]] = value
+        elif key not in _ELEMENT_SPECIAL:
+            extra[_json_key(key)] = value
+    for column in _ELEMENT_TEXT_COLUMNS:
+        params[column] = optional_text(params[column])
+    params["name"] = optional_text(params["name"]) or ""
+    params["page"] = params["page"] if isinstance(params["page"], int) else None
+    params.update(
+        objectKey=object_key,
+        metadata={"type": optional_text(element.get("type")) or "file"},
+        extra=json_object(extra),
+    )
+    return params
+
+
+def element_from_row(row: Row, url: str | None) -> ElementDict:
+    element: dict[str, Any] = dict(row["extra"] or {})
+    for key, column in _ELEMENT_COLUMNS.items():
+        element[key] = row[column]
+    element.update(
+        type=(row["metadata"] or {}).get("type", "file"),
+        objectKey=row["objectKey"],
+        url=url,
+    )
+    return cast(ElementDict, element)
+
+
+# --- threads ---------------------------------------------------------------------------------
+
+
+def thread_from_row(
+    row: Row,
+    steps: list[StepDict],
+    elements: list[ElementDict],
+    created_at: datetime | None = None,
+) -> ThreadDict:
+    return ThreadDict(
+        id=row["id"],
+        createdAt=iso_utc(created_at or row["createdAt"]),
+        name=row["name"],
+        userId=row["userId"],
+        userIdentifier=row["userIdentifier"],
+        tags=list(row["tags"] or []),
+        metadata=row["metadata"] or {},
+        steps=steps,
+        elements=elements,
+    )
+
+
+def metadata_patch(metadata: Mapping[str, Any] | None) -> tuple[dict[str, Any] | None, list[str]]:
+    """Split an ``update_thread`` metadata argument into keys to set and keys to remove."""
+    if metadata is None:
+        return None, []
+    to_set = {k: v for k, v in metadata.items() if v is not None}
+    to_remove = [_json_key(k) for k, v in metadata.items() if v is None]
+    return to_set, to_remove

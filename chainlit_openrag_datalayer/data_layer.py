@@ -1,0 +1,340 @@
+"""OpenRAGDataLayer: Chainlit's persistence contract on PostgreSQL and an object store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+
+from chainlit.data.base import BaseDataLayer
+from chainlit.data.utils import queue_until_user_message
+from chainlit.element import ElementDict
+from chainlit.step import StepDict
+from chainlit.types import Feedback, PageInfo, PaginatedResponse, Pagination, ThreadDict, ThreadFilter
+from chainlit.user import PersistedUser, User
+from sqlalchemy import Executable, RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from . import convert, migrations, queries
+from .config import Settings
+from .storage import ElementStorage, object_key
+from .storage.s3 import S3Storage
+
+if TYPE_CHECKING:
+    from chainlit.element import Element
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+P = ParamSpec("P")
+THREAD_NAME_MAX = 255
+PAGE_SIZE_MAX = 1000
+# A websocket session persisting its metadata on disconnect holds a stale copy of these keys.
+SHARING_KEYS = ("is_shared", "shared_at")
+
+
+def queued_until_user_message(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Chainlit's queue (writes wait for the first user message), with the method's own types.
+
+    Chainlit's decorator sits on ``BaseDataLayer``'s abstract methods and is not inherited.
+    """
+    return cast(Callable[P, Awaitable[T]], queue_until_user_message()(method))  # type: ignore[no-untyped-call]
+
+
+class OpenRAGDataLayer(BaseDataLayer):
+    """Chainlit data layer on PostgreSQL (SQLAlchemy Core + asyncpg) and S3 (aioboto3).
+
+    The engine and the storage client open on first use, so the ``@cl.data_layer`` factory stays
+    synchronous and cheap.
+    """
+
+    def __init__(self, settings: Settings, storage: ElementStorage | None = None) -> None:
+        self.settings = settings
+        self.storage = storage if storage is not None else _storage_for(settings)
+        self._engine: AsyncEngine | None = None
+        self._engine_lock = asyncio.Lock()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> OpenRAGDataLayer:
+        """Build from ``DATABASE_URL``, ``BUCKET_NAME``, ``APP_AWS_*``... (see the README)."""
+        return cls(Settings.from_env(os.environ if environ is None else environ))
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    async def engine(self) -> AsyncEngine:
+        """The engine, created and checked against the migration head on first use."""
+        if self._engine is None:
+            async with self._engine_lock:
+                if self._engine is None:
+                    engine = create_async_engine(
+                        self.settings.database_url,
+                        pool_size=self.settings.pool_size,
+                        max_overflow=self.settings.pool_size,
+                        isolation_level="AUTOCOMMIT",  # every write is one statement
+                        json_serializer=convert.dumps,
+                    )
+                    try:
+                        await migrations.check(engine)
+                    except BaseException:
+                        await engine.dispose()
+                        raise
+                    logger.info(
+                        "Database %s opened", self.settings.database_url.render_as_string(hide_password=True)
+                    )
+                    self._engine = engine
+        return self._engine
+
+    async def _fetch(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[RowMapping]:
+        async with (await self.engine()).connect() as connection:
+            return await _rows(connection, statement, params)
+
+    async def _logged(self, action: str, subject: str, work: Awaitable[T]) -> T:
+        """Chainlit fires writes as unawaited tasks: say what failed before the error is lost."""
+        try:
+            return await work
+        except Exception:
+            logger.exception("%s failed for %s", action, subject)
+            raise
+
+    # --- users ---------------------------------------------------------------------------------
+
+    async def get_user(self, identifier: str) -> PersistedUser | None:
+        rows = await self._fetch(queries.user_by_identifier(), {"identifier": identifier})
+        return convert.user_from_row(rows[0]) if rows else None
+
+    async def create_user(self, user: User) -> PersistedUser | None:
+        params = {
+            "identifier": convert.clean_text(user.identifier),
+            "metadata": convert.json_object(user.metadata),
+        }
+        rows = await self._fetch(queries.user_upsert(), params)
+        return convert.user_from_row(rows[0])
+
+    # --- feedback ------------------------------------------------------------------------------
+
+    async def upsert_feedback(self, feedback: Feedback) -> str:
+        params = {
+            "id": feedback.id,
+            "stepId": feedback.forId,
+            "value": float(feedback.value),
+            "comment": convert.optional_text(feedback.comment),
+        }
+        rows = await self._fetch(queries.feedback_upsert(), params)
+        return str(rows[0]["id"])
+
+    async def delete_feedback(self, feedback_id: str) -> bool:
+        await self._fetch(queries.feedback_delete(), {"feedbackId": feedback_id})
+        return True
+
+    # --- elements ------------------------------------------------------------------------------
+
+    @queued_until_user_message
+    async def create_element(self, element: Element) -> None:
+        await self._logged(
+            "create_element",
+            f"element {element.id} of thread {element.thread_id}",
+            self._create_element(element),
+        )
+
+    async def _create_element(self, element: Element) -> None:
+        source = _element_source(element)
+        key = None
+        if source is not None and self.storage is not None:
+            key = object_key(element.thread_id, element.id)
+            mime = element.mime or "application/octet-stream"
+            await self.storage.put(key, source, mime, element.name or element.id)
+        elif source is not None:
+            logger.warning("No storage is configured: the file of element %s is not kept", element.id)
+        params = convert.element_params(element.to_dict(), key)
+        await self._fetch(queries.element_upsert(with_thread=params["threadId"] is not None), params)
+
+    async def get_element(self, thread_id: str, element_id: str) -> ElementDict | None:
+        rows = await self._fetch(queries.element_by_id(), {"threadId": thread_id, "elementId": element_id})
+        if not rows:
+            return None
+        return convert.element_from_row(rows[0], await self._element_url(rows[0]))
+
+    async def _element_url(self, row: convert.Row) -> str | None:
+        if row["objectKey"] and self.storage is not None:
+            return await self.storage.url(row["objectKey"])
+        url: str | None = row["url"]
+        return url
+
+    @queued_until_user_message
+    async def delete_element(self, element_id: str, thread_id: str | None = None) -> None:
+        await self._logged(
+            "delete_element", f"element {element_id}", self._delete_element(element_id, thread_id)
+        )
+
+    async def _delete_element(self, element_id: str, thread_id: str | None) -> None:
+        params = {"elementId": element_id, "threadId": thread_id}
+        rows = await self._fetch(queries.element_delete(with_thread=thread_id is not None), params)
+        await self._delete_objects([row["objectKey"] for row in rows if row["objectKey"]])
+
+    async def _delete_objects(self, keys: list[str]) -> None:
+        if keys and self.storage is not None:
+            try:
+                await self.storage.delete(keys)
+            except Exception:
+                logger.exception(
+                    "Could not delete %d storage objects (first: %s); "
+                    "`python -m chainlit_openrag_datalayer sweep` finds them",
+                    len(keys),
+                    keys[0],
+                )
+
+    # --- steps ---------------------------------------------------------------------------------
+
+    @queued_until_user_message
+    async def create_step(self, step_dict: StepDict) -> None:
+        await self._logged("create_step", _step_subject(step_dict), self._upsert_step(step_dict))
+
+    @queued_until_user_message
+    async def update_step(self, step_dict: StepDict) -> None:
+        await self._logged("update_step", _step_subject(step_dict), self._upsert_step(step_dict))
+
+    async def _upsert_step(self, step_dict: StepDict) -> None:
+        params = convert.step_params(step_dict)
+        await self._fetch(queries.step_upsert(with_thread=params["threadId"] is not None), params)
+
+    @queued_until_user_message
+    async def delete_step(self, step_id: str) -> None:
+        await self._logged("delete_step", f"step {step_id}", self._delete_step(step_id))
+
+    async def _delete_step(self, step_id: str) -> None:
+        rows = await self._fetch(queries.step_delete(), {"stepId": step_id})
+        await self._delete_objects([row["objectKey"] for row in rows])
+
+    async def get_favorite_steps(self, user_id: str) -> list[StepDict]:
+        rows = await self._fetch(queries.favorite_steps(), {"userId": user_id})
+        return [convert.step_from_row(row) for row in rows]
+
+    # --- threads -------------------------------------------------------------------------------
+
+    async def get_thread_author(self, thread_id: str) -> str:
+        rows = await self._fetch(queries.thread_author(), {"threadId": thread_id})
+        return str(rows[0]["identifier"]) if rows else ""
+
+    async def get_thread(self, thread_id: str) -> ThreadDict | None:
+        params = {"threadId": thread_id}
+        async with (await self.engine()).connect() as connection:
+            threads = await _rows(connection, queries.thread_by_id(), params)
+            if not threads:
+                return None
+            steps = await _rows(connection, queries.steps_of_thread(), params)
+            elements = await _rows(connection, queries.elements_of_thread(), params)
+        urls = await asyncio.gather(*(self._element_url(row) for row in elements))
+        return convert.thread_from_row(
+            threads[0],
+            convert.parents_first([convert.step_from_row(row) for row in steps]),
+            [convert.element_from_row(row, url) for row, url in zip(elements, urls, strict=True)],
+        )
+
+    async def update_thread(
+        self,
+        thread_id: str,
+        name: str | None = None,
+        user_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
+    ) -> None:
+        """Upsert: None leaves a field unchanged; metadata merges and a None value removes its key."""
+        to_set, to_remove = convert.metadata_patch(metadata)
+        if to_set is not None and _in_websocket_session():
+            to_set = {k: v for k, v in to_set.items() if k not in SHARING_KEYS}
+            to_remove = [k for k in to_remove if k not in SHARING_KEYS]
+        params = {
+            "id": thread_id,
+            "name": None if name is None else convert.clean_text(name)[:THREAD_NAME_MAX],
+            "userId": user_id,
+            "tags": None if tags is None else [convert.clean_text(str(tag)) for tag in tags],
+            "metadata": to_set,
+            "remove": to_remove,
+        }
+        await self._fetch(queries.thread_upsert(), params)
+
+    async def list_threads(
+        self, pagination: Pagination, filters: ThreadFilter
+    ) -> PaginatedResponse[ThreadDict]:
+        """The user's threads by last activity; ``createdAt`` carries that activity time."""
+        if not filters.userId:
+            logger.warning("list_threads called without filters.userId: returning no threads")
+            return PaginatedResponse(
+                pageInfo=PageInfo(hasNextPage=False, startCursor=None, endCursor=None), data=[]
+            )
+        first = min(max(pagination.first, 1), PAGE_SIZE_MAX)
+        statement = queries.thread_page(
+            with_cursor=bool(pagination.cursor),
+            with_search=bool(filters.search),
+            with_feedback=filters.feedback is not None,
+        )
+        params: dict[str, Any] = {"userId": filters.userId, "limit": first + 1}
+        if pagination.cursor:
+            params["cursor"] = pagination.cursor
+        if filters.search:
+            params["pattern"] = queries.escape_like(convert.clean_text(filters.search))
+        if filters.feedback is not None:
+            params["feedback"] = float(filters.feedback)
+        rows = await self._fetch(statement, params)
+        threads = [convert.thread_from_row(row, [], [], created_at=row["updatedAt"]) for row in rows[:first]]
+        page_info = PageInfo(
+            hasNextPage=len(rows) > first,
+            startCursor=threads[0]["id"] if threads else None,
+            endCursor=threads[-1]["id"] if threads else None,
+        )
+        return PaginatedResponse(pageInfo=page_info, data=threads)
+
+    async def delete_thread(self, thread_id: str) -> None:
+        rows = await self._fetch(queries.thread_delete(), {"threadId": thread_id})
+        await self._delete_objects([row["objectKey"] for row in rows])
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def build_debug_url(self) -> str:
+        return ""
+
+    async def close(self) -> None:
+        """Close the pool and the storage client; safe to call twice."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await engine.dispose()
+        if self.storage is not None:
+            await self.storage.close()
+
+
+async def _rows(
+    connection: AsyncConnection, statement: Executable, params: Mapping[str, Any]
+) -> Sequence[RowMapping]:
+    result = await connection.execute(statement, params)
+    return result.mappings().all() if result.returns_rows else []
+
+
+def _storage_for(settings: Settings) -> ElementStorage | None:
+    if settings.s3 is None:
+        return None
+    return S3Storage(settings.s3, settings.url_expiry_seconds)
+
+
+def _element_source(element: Element) -> bytes | Path | None:
+    """What to upload: the file at ``path`` (streamed), else ``content``; None for URL-only elements."""
+    if element.path:
+        return Path(element.path)
+    content = element.content
+    if isinstance(content, str):
+        return convert.clean_text(content).encode("utf-8")
+    return bytes(content) if content else None
+
+
+def _step_subject(step_dict: StepDict) -> str:
+    return f"step {step_dict.get('id')} of thread {step_dict.get('threadId')}"
+
+
+def _in_websocket_session() -> bool:
+    from chainlit.context import context_var
+    from chainlit.session import WebsocketSession
+
+    context = context_var.get(None)
+    return context is not None and isinstance(context.session, WebsocketSession)

@@ -1,0 +1,120 @@
+"""Schema migrations over Alembic: ``upgrade``, ``current``, and the start-up ``check``.
+
+Revisions live in the repository's ``migrations/`` folder and ship inside the wheel as
+``chainlit_openrag_datalayer/migrations``. They use their own version table, so an application's
+``alembic_version`` in the same database is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import lru_cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, column, func, inspect, select, table
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from .config import parse_database_url
+from .errors import DataLayerError, SchemaOutOfDateError
+from .schema import VERSION_TABLE
+
+logger = logging.getLogger(__name__)
+
+UPGRADE_COMMAND = "python -m chainlit_openrag_datalayer upgrade"
+
+
+def script_location() -> Path:
+    """The migrations folder: inside the installed package, or at the repository root."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "migrations", here.parent / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise DataLayerError(
+        "The migrations folder is missing from this installation: reinstall chainlit-openrag-datalayer."
+    )
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(script_location()))
+    return config
+
+
+@lru_cache(maxsize=1)
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "the migrations folder has no revision"
+    return head
+
+
+def _as_url(database_url: str | URL) -> URL:
+    return database_url if isinstance(database_url, URL) else parse_database_url(database_url)
+
+
+def upgrade(database_url: str | URL, revision: str = "head") -> None:
+    """Bring the database to ``revision`` (blocking; for the CLI and scripts)."""
+    asyncio.run(upgrade_async(database_url, revision))
+
+
+async def upgrade_async(database_url: str | URL, revision: str = "head") -> None:
+    """Bring the database to ``revision``; concurrent callers wait on an advisory lock."""
+    engine = create_async_engine(_as_url(database_url), pool_size=1)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade_on, revision)
+    finally:
+        await engine.dispose()
+
+
+def _upgrade_on(connection: Connection, revision: str) -> None:
+    _refuse_foreign_schema(connection)
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+    logger.info("Database schema upgraded to %s", revision)
+
+
+def _refuse_foreign_schema(connection: Connection) -> None:
+    tables = set(inspect(connection).get_table_names())
+    if "Thread" in tables and VERSION_TABLE not in tables:
+        raise SchemaOutOfDateError(
+            "This database already has Chainlit tables that this package did not create "
+            "(a Prisma or hand-written schema). Adopting them in place is not supported by this "
+            "version: point DATABASE_URL at an empty database."
+        )
+
+
+async def current_revision(connection: AsyncConnection) -> str | None:
+    """The revision recorded in the database, or None before the first upgrade."""
+    exists = await connection.scalar(select(func.to_regclass(VERSION_TABLE)))
+    if exists is None:
+        return None
+    version = table(VERSION_TABLE, column("version_num"))
+    return (await connection.execute(select(version.c.version_num))).scalar_one_or_none()
+
+
+async def check(engine: AsyncEngine) -> None:
+    """Refuse to run against a schema that is not at this package's head."""
+    async with engine.connect() as connection:
+        current = await current_revision(connection)
+    head = head_revision()
+    if current == head:
+        return
+    if current is None:
+        raise SchemaOutOfDateError(
+            f"The database has no chainlit-openrag-datalayer schema yet. Run: {UPGRADE_COMMAND}"
+        )
+    known = {rev.revision for rev in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    if current not in known:
+        raise SchemaOutOfDateError(
+            f"The database schema is at revision {current}, newer than this package knows "
+            f"(head {head}): upgrade chainlit-openrag-datalayer."
+        )
+    raise SchemaOutOfDateError(
+        f"The database schema is at revision {current} but this version needs {head}. Run: {UPGRADE_COMMAND}"
+    )

@@ -1,0 +1,48 @@
+"""The storage interface: where element files live, and how their keys and headers are made."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+from urllib.parse import quote
+
+
+@runtime_checkable
+class ElementStorage(Protocol):
+    """What the data layer needs from an object store. Deleting a missing key counts as done."""
+
+    async def put(self, key: str, source: bytes | Path, mime: str, filename: str) -> None:
+        """Store ``source`` (bytes, or a file streamed from disk) under ``key``."""
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        """Remove every key; missing ones are ignored."""
+
+    async def url(self, key: str) -> str:
+        """A URL the browser can GET the object from, valid for a limited time."""
+
+    async def close(self) -> None:
+        """Release connections; safe to call twice."""
+
+
+def _key_segment(value: str) -> str:
+    """Percent-encode an id so that it stays one segment: no ``/``, no ``.`` or ``..``."""
+    segment = quote(value, safe="")
+    if not segment.strip("."):
+        segment = segment.replace(".", "%2E") or "%00"
+    return segment
+
+
+def object_key(thread_id: str | None, element_id: str) -> str:
+    """Chainlit's own key layout, ``threads/{thread}/files/{element}``, with ids escaped."""
+    if thread_id is None:
+        return f"files/{_key_segment(element_id)}"
+    return f"threads/{_key_segment(thread_id)}/files/{_key_segment(element_id)}"
+
+
+def content_disposition(filename: str, disposition: str = "inline") -> str:
+    """RFC 6266 header with an ASCII fallback and the exact name in RFC 5987 ``filename*``."""
+    cleaned = "".join(ch for ch in filename if ch.isprintable() and ch not in "\r\n")
+    fallback = "".join(ch if ch.isascii() and ch not in '"\\/;' else "_" for ch in cleaned) or "file"
+    encoded = quote(cleaned.replace("/", "_").replace("\\", "_"), safe="")
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"

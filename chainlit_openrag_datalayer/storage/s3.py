@@ -1,0 +1,139 @@
+"""S3Storage: element files in S3 or any S3-compatible store, through aioboto3 (never blocking)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import aioboto3
+from aiobotocore.config import AioConfig
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
+
+from ..config import S3Settings
+from ..errors import StorageError
+from .base import content_disposition
+
+logger = logging.getLogger(__name__)
+
+# Streaming uploads hold at most (queue + concurrency) parts in memory: (2 + 4) x 8 MiB = 48 MiB.
+_TRANSFER = TransferConfig(
+    multipart_threshold=8 * 1024 * 1024,
+    multipart_chunksize=8 * 1024 * 1024,
+    max_concurrency=4,
+    max_io_queue=2,
+)
+_DELETE_BATCH = 1000
+
+
+class S3Storage:
+    """One aioboto3 client per process, opened on first use; URLs are signed when read."""
+
+    def __init__(self, settings: S3Settings, url_expiry_seconds: int = 3600) -> None:
+        self._settings = settings
+        self._expiry = url_expiry_seconds
+        self._stack: AsyncExitStack | None = None
+        self._client: Any = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def bucket(self) -> str:
+        return self._settings.bucket
+
+    async def _get_client(self) -> Any:
+        if self._client is None:
+            async with self._lock:
+                if self._client is None:
+                    stack = AsyncExitStack()
+                    client = await stack.enter_async_context(self._new_client())
+                    try:
+                        await self._ensure_bucket(client)
+                    except BaseException:
+                        await stack.aclose()
+                        raise
+                    self._stack, self._client = stack, client
+        return self._client
+
+    def _new_client(self) -> Any:
+        s = self._settings
+        config = AioConfig(
+            signature_version="s3v4",
+            s3={"addressing_style": "path" if s.endpoint_url else "auto"},
+            retries={"max_attempts": 5, "mode": "standard"},
+        )
+        return aioboto3.Session().client(
+            "s3",
+            region_name=s.region,
+            aws_access_key_id=s.access_key,
+            aws_secret_access_key=s.secret_key,
+            endpoint_url=s.endpoint_url,
+            config=config,
+        )
+
+    async def _ensure_bucket(self, client: Any) -> None:
+        """Create the bucket when it does not exist (a fresh MinIO or localstack)."""
+        try:
+            await client.head_bucket(Bucket=self.bucket)
+            return
+        except ClientError as error:
+            if _status(error) != 404:
+                raise StorageError(
+                    f"Bucket {self.bucket!r} is not reachable ({error}). Check BUCKET_NAME, "
+                    "APP_AWS_ACCESS_KEY/APP_AWS_SECRET_KEY and DEV_AWS_ENDPOINT."
+                ) from error
+        kwargs: dict[str, Any] = {"Bucket": self.bucket}
+        if self._settings.region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self._settings.region}
+        try:
+            await client.create_bucket(**kwargs)
+            logger.info("Created bucket %s", self.bucket)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou",):
+                raise StorageError(f"Could not create bucket {self.bucket!r}: {error}") from error
+
+    async def put(self, key: str, source: bytes | Path, mime: str, filename: str) -> None:
+        client = await self._get_client()
+        extra = {"ContentType": mime, "ContentDisposition": content_disposition(filename)}
+        try:
+            if isinstance(source, Path):
+                await client.upload_file(str(source), self.bucket, key, ExtraArgs=extra, Config=_TRANSFER)
+            else:
+                await client.put_object(Bucket=self.bucket, Key=key, Body=source, **extra)
+        except ClientError as error:
+            raise StorageError(f"Upload of {key!r} to bucket {self.bucket!r} failed: {error}") from error
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        client = await self._get_client()
+        for start in range(0, len(keys), _DELETE_BATCH):
+            batch = keys[start : start + _DELETE_BATCH]
+            response = await client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
+            )
+            failed = [e for e in response.get("Errors", []) if e.get("Code") != "NoSuchKey"]
+            if failed:
+                raise StorageError(
+                    f"Could not delete {len(failed)} objects from {self.bucket!r}: {failed[:3]}"
+                )
+
+    async def url(self, key: str) -> str:
+        client = await self._get_client()
+        url: str = await client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=self._expiry
+        )
+        return url
+
+    async def close(self) -> None:
+        stack, self._stack, self._client = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()
+
+
+def _status(error: ClientError) -> int:
+    return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))

@@ -1,0 +1,49 @@
+"""Alembic environment: async engine, our own version table, an advisory lock around upgrades."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from alembic import context
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from chainlit_openrag_datalayer.config import Settings
+from chainlit_openrag_datalayer.schema import VERSION_TABLE, metadata
+
+# Held for the migration transaction: workers starting together upgrade one after another.
+ADVISORY_LOCK_KEY = 0x636C6F72  # "clor"
+
+
+def run_migrations(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        version_table=VERSION_TABLE,
+        transaction_per_migration=False,
+    )
+    with context.begin_transaction():
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+        context.run_migrations()
+
+
+async def run_online() -> None:
+    url = context.config.get_main_option("sqlalchemy.url") or ""
+    database_url = Settings.from_env({**os.environ, "DATABASE_URL": url} if url else os.environ).database_url
+    engine = create_async_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(run_migrations)
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+given = context.config.attributes.get("connection")
+if context.is_offline_mode():
+    raise SystemExit("Offline (--sql) migrations are not supported: run them against the database.")
+elif given is not None:
+    run_migrations(given)
+else:
+    asyncio.run(run_online())
