@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _upgrade(settings: Settings, args: argparse.Namespace) -> int:
-    migrations.upgrade(settings.database_url)
+    migrations.upgrade(settings.require_database_url())
     print(f"Schema is at {migrations.head_revision()} (head).")
     return EXIT_OK
 
@@ -60,7 +60,7 @@ def _current(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _read_revision(settings: Settings) -> str | None:
-    engine = create_async_engine(settings.database_url, pool_size=1)
+    engine = create_async_engine(settings.require_database_url(), pool_size=1)
     try:
         async with engine.connect() as connection:
             return await migrations.current_revision(connection)

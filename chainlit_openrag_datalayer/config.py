@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 from urllib.parse import parse_qsl, unquote
 
 from sqlalchemy.engine import URL
@@ -25,37 +27,69 @@ class S3Settings:
     access_key: str | None = None
     secret_key: str | None = None
     endpoint_url: str | None = None
+    public_endpoint_url: str | None = None
+
+
+UrlMode = Literal["presigned", "served"]
+URL_MODES: tuple[UrlMode, ...] = ("presigned", "served")
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the data layer needs, validated at construction."""
+    """Everything the data layer needs, validated at construction.
 
-    database_url: URL
+    ``database_url=None`` means the embedded PostgreSQL in ``embedded_dir``; ``s3=None`` means
+    element files in ``local_storage_dir``, always handed out through served URLs.
+    """
+
+    database_url: URL | None = None
     s3: S3Settings | None = None
+    url_mode: UrlMode | None = None
     url_expiry_seconds: int = 3600
+    url_secret: str | None = None
     pool_size: int = 10
+    embedded_dir: Path = Path(".chainlit/pgdata")
+    local_storage_dir: Path = Path(".chainlit/element-files")
 
     def __post_init__(self) -> None:
         if self.url_expiry_seconds <= 0:
             raise ConfigurationError("STORAGE_EXPIRY_TIME must be a positive number of seconds.")
         if self.pool_size <= 0:
             raise ConfigurationError("DATABASE_POOL_SIZE must be a positive integer.")
+        if self.url_mode is not None and self.url_mode not in URL_MODES:
+            raise ConfigurationError(f"STORAGE_URL_MODE must be one of {', '.join(URL_MODES)}.")
+        if self.s3 is None and self.url_mode == "presigned":
+            raise ConfigurationError(
+                "STORAGE_URL_MODE=presigned needs an S3 bucket: "
+                "set BUCKET_NAME, or use STORAGE_URL_MODE=served."
+            )
+
+    @property
+    def served_urls(self) -> bool:
+        """Element URLs point at this app's own route (always for a local folder)."""
+        return self.s3 is None or self.url_mode == "served"
+
+    def require_database_url(self) -> URL:
+        """The configured server, for commands that never start the embedded one."""
+        if self.database_url is None:
+            raise ConfigurationError(
+                "DATABASE_URL is not set: set it to the PostgreSQL server this command should work on."
+            )
+        return self.database_url
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Read OpenRAG's variable names (see the README's configuration table)."""
         raw_url = _get(environ, "DATABASE_URL")
-        if raw_url is None:
-            raise ConfigurationError(
-                "DATABASE_URL is not set. Set it to your PostgreSQL server, "
-                "e.g. DATABASE_URL=postgresql://user:password@rdb:5432/chainlit"
-            )
         return cls(
-            database_url=parse_database_url(raw_url),
+            database_url=None if raw_url is None else parse_database_url(raw_url),
             s3=_s3_from_env(environ),
+            url_mode=_get(environ, "STORAGE_URL_MODE"),  # type: ignore[arg-type]  # checked in __post_init__
             url_expiry_seconds=_int(environ, "STORAGE_EXPIRY_TIME", 3600),
+            url_secret=_get(environ, "CHAINLIT_AUTH_SECRET"),
             pool_size=_int(environ, "DATABASE_POOL_SIZE", 10),
+            embedded_dir=Path(_get(environ, "EMBEDDED_POSTGRES_DIR") or cls.embedded_dir).absolute(),
+            local_storage_dir=Path(_get(environ, "LOCAL_STORAGE_DIR") or cls.local_storage_dir).absolute(),
         )
 
 
@@ -121,7 +155,7 @@ def _s3_from_env(environ: Mapping[str, str]) -> S3Settings | None:
             "APP_AWS_ACCESS_KEY and APP_AWS_SECRET_KEY must be set together (only one is set)."
         )
     if bucket is None:
-        if access_key or endpoint:
+        if access_key or endpoint or _get(environ, "APP_AWS_PUBLIC_ENDPOINT"):
             raise ConfigurationError(
                 "BUCKET_NAME is not set but S3 credentials or DEV_AWS_ENDPOINT are: "
                 "set BUCKET_NAME to the bucket that holds element files."
@@ -133,6 +167,7 @@ def _s3_from_env(environ: Mapping[str, str]) -> S3Settings | None:
         access_key=access_key,
         secret_key=secret_key,
         endpoint_url=endpoint,
+        public_endpoint_url=_get(environ, "APP_AWS_PUBLIC_ENDPOINT"),
     )
 
 

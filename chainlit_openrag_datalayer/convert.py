@@ -233,7 +233,8 @@ def step_params(step: Mapping[str, Any]) -> dict[str, Any]:
         params[column] = optional_text(params[column])
     if params["tags"] is not None:
         params["tags"] = [clean_text(str(tag)) for tag in params["tags"]]
-    created = parse_timestamp(step.get("createdAt"))
+    # A missing or unparseable creation time becomes "now"; merges keep the earliest one seen.
+    created = parse_timestamp(step.get("createdAt")) or datetime.now(timezone.utc)
     params.update(
         input=optional_text(step.get("input")),
         output=optional_text(step.get("output")),
@@ -244,7 +245,7 @@ def step_params(step: Mapping[str, Any]) -> dict[str, Any]:
         createdAt=created,
         startTime=parse_timestamp(step.get("start")),
         endTime=parse_timestamp(step.get("end")),
-        activity=created or datetime.now(timezone.utc),
+        activity=created,
     )
     return params
 

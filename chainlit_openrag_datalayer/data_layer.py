@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mimetypes
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -16,11 +17,14 @@ from chainlit.step import StepDict
 from chainlit.types import Feedback, PageInfo, PaginatedResponse, Pagination, ThreadDict, ThreadFilter
 from chainlit.user import PersistedUser, User
 from sqlalchemy import Executable, RowMapping
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from . import convert, migrations, queries
+from . import convert, migrations, queries, served
 from .config import Settings
-from .storage import ElementStorage, object_key
+from .embedded import EmbeddedPostgres
+from .storage import ElementStorage, PresigningStorage, object_key
+from .storage.local import LocalStorage
 from .storage.s3 import S3Storage
 
 if TYPE_CHECKING:
@@ -48,12 +52,21 @@ class OpenRAGDataLayer(BaseDataLayer):
     """Chainlit data layer on PostgreSQL (SQLAlchemy Core + asyncpg) and S3 (aioboto3).
 
     The engine and the storage client open on first use, so the ``@cl.data_layer`` factory stays
-    synchronous and cheap.
+    synchronous and cheap. Without ``DATABASE_URL`` it runs an embedded PostgreSQL, and without
+    ``BUCKET_NAME`` it keeps files in a local folder served by the app itself.
     """
 
     def __init__(self, settings: Settings, storage: ElementStorage | None = None) -> None:
         self.settings = settings
         self.storage = storage if storage is not None else _storage_for(settings)
+        self.url_signer: served.UrlSigner | None = None
+        self._presigner: PresigningStorage | None = None
+        if not settings.served_urls and isinstance(self.storage, PresigningStorage):
+            self._presigner = self.storage
+        else:
+            self.url_signer = served.UrlSigner(settings.url_secret, settings.url_expiry_seconds)
+            served.ensure_route()
+        self._embedded: EmbeddedPostgres | None = None
         self._engine: AsyncEngine | None = None
         self._engine_lock = asyncio.Lock()
 
@@ -69,23 +82,42 @@ class OpenRAGDataLayer(BaseDataLayer):
         if self._engine is None:
             async with self._engine_lock:
                 if self._engine is None:
-                    engine = create_async_engine(
-                        self.settings.database_url,
-                        pool_size=self.settings.pool_size,
-                        max_overflow=self.settings.pool_size,
-                        isolation_level="AUTOCOMMIT",  # every write is one statement
-                        json_serializer=convert.dumps,
-                    )
-                    try:
-                        await migrations.check(engine)
-                    except BaseException:
-                        await engine.dispose()
-                        raise
-                    logger.info(
-                        "Database %s opened", self.settings.database_url.render_as_string(hide_password=True)
-                    )
-                    self._engine = engine
+                    self._engine = await self._open_engine()
         return self._engine
+
+    async def _open_engine(self) -> AsyncEngine:
+        url = self.settings.database_url
+        if url is None:  # zero-setup default: an embedded server, migrated on first use
+            self._embedded = EmbeddedPostgres(self.settings.embedded_dir)
+            url = await asyncio.to_thread(self._embedded.start)
+            await migrations.upgrade_async(url)
+        engine = create_async_engine(
+            url,
+            pool_size=self.settings.pool_size,
+            max_overflow=self.settings.pool_size,
+            isolation_level="AUTOCOMMIT",  # every write is one statement
+            json_serializer=convert.dumps,
+        )
+        try:
+            await migrations.check(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        self._log_setup(url)
+        return engine
+
+    def _log_setup(self, url: URL) -> None:
+        """One line saying what is in use, loud when it is the development default."""
+        development = self._embedded is not None or isinstance(self.storage, LocalStorage)
+        logger.log(
+            logging.WARNING if development else logging.INFO,
+            "chainlit-openrag-datalayer: database %s%s, storage %s, element URLs %s%s",
+            url.render_as_string(hide_password=True),
+            " (embedded, for development)" if self._embedded is not None else "",
+            _describe(self.storage),
+            "served by this app" if self.url_signer else "presigned by S3",
+            "; set DATABASE_URL and BUCKET_NAME for production" if development else "",
+        )
 
     async def _fetch(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[RowMapping]:
         async with (await self.engine()).connect() as connection:
@@ -142,26 +174,32 @@ class OpenRAGDataLayer(BaseDataLayer):
     async def _create_element(self, element: Element) -> None:
         source = _element_source(element)
         key = None
-        if source is not None and self.storage is not None:
+        data = element.to_dict()
+        if source is not None:
             key = object_key(element.thread_id, element.id)
-            mime = element.mime or "application/octet-stream"
+            data["mime"] = mime = _mime_of(element)
             await self.storage.put(key, source, mime, element.name or element.id)
-        elif source is not None:
-            logger.warning("No storage is configured: the file of element %s is not kept", element.id)
-        params = convert.element_params(element.to_dict(), key)
+        params = convert.element_params(data, key)
         await self._fetch(queries.element_upsert(with_thread=params["threadId"] is not None), params)
 
     async def get_element(self, thread_id: str, element_id: str) -> ElementDict | None:
         rows = await self._fetch(queries.element_by_id(), {"threadId": thread_id, "elementId": element_id})
         if not rows:
             return None
-        return convert.element_from_row(rows[0], await self._element_url(rows[0]))
+        return convert.element_from_row(rows[0], await self._element_url(rows[0], rows[0]["userIdentifier"]))
 
-    async def _element_url(self, row: convert.Row) -> str | None:
-        if row["objectKey"] and self.storage is not None:
-            return await self.storage.url(row["objectKey"])
-        url: str | None = row["url"]
-        return url
+    async def _element_url(self, row: convert.Row, owner: str | None) -> str | None:
+        """Signed at read time, never stored: a served URL bound to the owner, or an S3 one."""
+        key = row["objectKey"]
+        if not key:
+            url: str | None = row["url"]
+            return url
+        if self._presigner is not None:
+            return await self._presigner.url(key)
+        assert self.url_signer is not None
+        return self.url_signer.url(
+            key, row["name"] or "file", row["mime"] or "application/octet-stream", owner
+        )
 
     @queued_until_user_message
     async def delete_element(self, element_id: str, thread_id: str | None = None) -> None:
@@ -175,7 +213,7 @@ class OpenRAGDataLayer(BaseDataLayer):
         await self._delete_objects([row["objectKey"] for row in rows if row["objectKey"]])
 
     async def _delete_objects(self, keys: list[str]) -> None:
-        if keys and self.storage is not None:
+        if keys:
             try:
                 await self.storage.delete(keys)
             except Exception:
@@ -226,7 +264,8 @@ class OpenRAGDataLayer(BaseDataLayer):
                 return None
             steps = await _rows(connection, queries.steps_of_thread(), params)
             elements = await _rows(connection, queries.elements_of_thread(), params)
-        urls = await asyncio.gather(*(self._element_url(row) for row in elements))
+        owner = threads[0]["userIdentifier"]
+        urls = await asyncio.gather(*(self._element_url(row, owner) for row in elements))
         return convert.thread_from_row(
             threads[0],
             convert.parents_first([convert.step_from_row(row) for row in steps]),
@@ -301,8 +340,10 @@ class OpenRAGDataLayer(BaseDataLayer):
         engine, self._engine = self._engine, None
         if engine is not None:
             await engine.dispose()
-        if self.storage is not None:
-            await self.storage.close()
+        await self.storage.close()
+        embedded, self._embedded = self._embedded, None
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
 
 
 async def _rows(
@@ -312,10 +353,23 @@ async def _rows(
     return result.mappings().all() if result.returns_rows else []
 
 
-def _storage_for(settings: Settings) -> ElementStorage | None:
+def _storage_for(settings: Settings) -> ElementStorage:
     if settings.s3 is None:
-        return None
+        return LocalStorage(settings.local_storage_dir)
     return S3Storage(settings.s3, settings.url_expiry_seconds)
+
+
+def _describe(storage: ElementStorage) -> str:
+    if isinstance(storage, S3Storage):
+        return f"S3 bucket {storage.bucket}"
+    if isinstance(storage, LocalStorage):
+        return f"local folder {storage.root} (for development)"
+    return type(storage).__name__
+
+
+def _mime_of(element: Element) -> str:
+    name_type = mimetypes.guess_type(element.name or "")[0]
+    return element.mime or name_type or "application/octet-stream"
 
 
 def _element_source(element: Element) -> bytes | Path | None:

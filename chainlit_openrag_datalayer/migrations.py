@@ -15,10 +15,11 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, column, func, inspect, select, table
+from sqlalchemy import Connection, column, func, select, table
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from . import adoption
 from .config import parse_database_url
 from .errors import DataLayerError, SchemaOutOfDateError
 from .schema import VERSION_TABLE
@@ -56,37 +57,59 @@ def _as_url(database_url: str | URL) -> URL:
     return database_url if isinstance(database_url, URL) else parse_database_url(database_url)
 
 
-def upgrade(database_url: str | URL, revision: str = "head") -> None:
-    """Bring the database to ``revision`` (blocking; for the CLI and scripts)."""
-    asyncio.run(upgrade_async(database_url, revision))
+def upgrade(database_url: str | URL, revision: str = "head", *, dry_run: bool = False) -> list[str]:
+    """Bring the database to ``revision`` (blocking; for the CLI and scripts); see ``upgrade_async``."""
+    return asyncio.run(upgrade_async(database_url, revision, dry_run=dry_run))
 
 
-async def upgrade_async(database_url: str | URL, revision: str = "head") -> None:
-    """Bring the database to ``revision``; concurrent callers wait on an advisory lock."""
+async def upgrade_async(
+    database_url: str | URL, revision: str = "head", *, dry_run: bool = False
+) -> list[str]:
+    """Bring the database to ``revision``, adopting a Prisma or OpenRAG-init schema on the way.
+
+    Returns the plan: what was done, or with ``dry_run`` what would be done (nothing changes).
+    Everything runs in one transaction; concurrent callers wait on an advisory lock.
+    """
     engine = create_async_engine(_as_url(database_url), pool_size=1)
     try:
         async with engine.begin() as connection:
-            await connection.run_sync(_upgrade_on, revision)
+            return await connection.run_sync(_upgrade_on, revision, dry_run)
     finally:
         await engine.dispose()
 
 
-def _upgrade_on(connection: Connection, revision: str) -> None:
-    _refuse_foreign_schema(connection)
+def _upgrade_on(connection: Connection, revision: str, dry_run: bool) -> list[str]:
+    adoption.lock(connection)
+    detection = adoption.detect(connection)
+    if detection.shape is adoption.Shape.UNKNOWN:
+        raise adoption.refusal(detection)
+    plan = adoption.plan(connection, detection)
+    lines = [f"Database shape: {detection.shape.value}", *plan.steps, *_pending(connection, plan, revision)]
+    if dry_run:
+        return lines
     config = alembic_config()
     config.attributes["connection"] = connection
+    if plan.shape.adoptable:
+        adoption.prepare(connection, plan)
+        adoption.adopt(connection, plan, lambda: command.upgrade(config, adoption.TARGET_REVISION))
     command.upgrade(config, revision)
     logger.info("Database schema upgraded to %s", revision)
+    return lines
 
 
-def _refuse_foreign_schema(connection: Connection) -> None:
-    tables = set(inspect(connection).get_table_names())
-    if "Thread" in tables and VERSION_TABLE not in tables:
-        raise SchemaOutOfDateError(
-            "This database already has Chainlit tables that this package did not create "
-            "(a Prisma or hand-written schema). Adopting them in place is not supported by this "
-            "version: point DATABASE_URL at an empty database."
-        )
+def _pending(connection: Connection, plan: adoption.Plan, revision: str) -> list[str]:
+    """One line per revision that ``upgrade`` applies after any adoption."""
+    current: str | None = None
+    if plan.shape is adoption.Shape.MANAGED:
+        version = table(VERSION_TABLE, column("version_num"))
+        current = connection.execute(select(version.c.version_num)).scalar_one_or_none()
+    elif plan.shape.adoptable:
+        current = adoption.TARGET_REVISION
+    script = ScriptDirectory.from_config(alembic_config())
+    revisions = list(script.iterate_revisions(revision, current or "base"))
+    if not revisions:
+        return [f"schema is already at {current} ({revision})"]
+    return [f"apply revision {r.revision}: {r.doc}" for r in reversed(revisions) if r is not None]
 
 
 async def current_revision(connection: AsyncConnection) -> str | None:

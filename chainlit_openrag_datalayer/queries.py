@@ -322,7 +322,15 @@ def elements_of_thread() -> Select[Any]:
 
 @cache
 def element_by_id() -> Select[Any]:
-    return select(element).where(
+    """One element of a thread, with the thread owner's identifier (served URLs are bound to it)."""
+    owner = (
+        select(user.c.identifier)
+        .join(thread, thread.c.userId == user.c.id)
+        .where(thread.c.id == element.c.threadId)
+        .scalar_subquery()
+        .label("userIdentifier")
+    )
+    return select(element, owner).where(
         element.c.id == bindparam("elementId"), element.c.threadId == bindparam("threadId")
     )
 

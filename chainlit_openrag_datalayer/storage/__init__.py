@@ -1,5 +1,5 @@
 """Element storage backends behind one small protocol."""
 
-from .base import ElementStorage, content_disposition, object_key
+from .base import ElementStorage, PresigningStorage, content_disposition, object_key
 
-__all__ = ["ElementStorage", "content_disposition", "object_key"]
+__all__ = ["ElementStorage", "PresigningStorage", "content_disposition", "object_key"]

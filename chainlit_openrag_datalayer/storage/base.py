@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 from urllib.parse import quote
@@ -15,14 +15,22 @@ class ElementStorage(Protocol):
     async def put(self, key: str, source: bytes | Path, mime: str, filename: str) -> None:
         """Store ``source`` (bytes, or a file streamed from disk) under ``key``."""
 
+    def read(self, key: str) -> AsyncIterator[bytes]:
+        """The object's bytes, in chunks; ``FileNotFoundError`` when the key does not exist."""
+
     async def delete(self, keys: Sequence[str]) -> None:
         """Remove every key; missing ones are ignored."""
 
-    async def url(self, key: str) -> str:
-        """A URL the browser can GET the object from, valid for a limited time."""
-
     async def close(self) -> None:
         """Release connections; safe to call twice."""
+
+
+@runtime_checkable
+class PresigningStorage(ElementStorage, Protocol):
+    """A store that can hand the browser a URL of its own (S3's presigned URLs)."""
+
+    async def url(self, key: str) -> str:
+        """A URL the browser can GET the object from, valid for a limited time."""
 
 
 def _key_segment(value: str) -> str:

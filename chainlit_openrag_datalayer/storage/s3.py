@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -28,16 +28,22 @@ _TRANSFER = TransferConfig(
     max_io_queue=2,
 )
 _DELETE_BATCH = 1000
+_READ_CHUNK = 256 * 1024
 
 
 class S3Storage:
-    """One aioboto3 client per process, opened on first use; URLs are signed when read."""
+    """One aioboto3 client per process, opened on first use; URLs are signed when read.
+
+    With ``public_endpoint_url``, URLs are signed for the host the browser reaches, while uploads
+    go to ``endpoint_url`` (e.g. ``http://minio:9000`` inside compose).
+    """
 
     def __init__(self, settings: S3Settings, url_expiry_seconds: int = 3600) -> None:
         self._settings = settings
         self._expiry = url_expiry_seconds
         self._stack: AsyncExitStack | None = None
         self._client: Any = None
+        self._signer: Any = None
         self._lock = asyncio.Lock()
 
     @property
@@ -49,20 +55,28 @@ class S3Storage:
             async with self._lock:
                 if self._client is None:
                     stack = AsyncExitStack()
-                    client = await stack.enter_async_context(self._new_client())
                     try:
+                        client = await stack.enter_async_context(
+                            self._new_client(self._settings.endpoint_url)
+                        )
                         await self._ensure_bucket(client)
+                        public = self._settings.public_endpoint_url
+                        signer = (
+                            client
+                            if not public
+                            else await stack.enter_async_context(self._new_client(public))
+                        )
                     except BaseException:
                         await stack.aclose()
                         raise
-                    self._stack, self._client = stack, client
+                    self._stack, self._client, self._signer = stack, client, signer
         return self._client
 
-    def _new_client(self) -> Any:
+    def _new_client(self, endpoint_url: str | None) -> Any:
         s = self._settings
         config = AioConfig(
             signature_version="s3v4",
-            s3={"addressing_style": "path" if s.endpoint_url else "auto"},
+            s3={"addressing_style": "path" if endpoint_url else "auto"},
             retries={"max_attempts": 5, "mode": "standard"},
         )
         return aioboto3.Session().client(
@@ -70,7 +84,7 @@ class S3Storage:
             region_name=s.region,
             aws_access_key_id=s.access_key,
             aws_secret_access_key=s.secret_key,
-            endpoint_url=s.endpoint_url,
+            endpoint_url=endpoint_url,
             config=config,
         )
 
@@ -122,15 +136,31 @@ class S3Storage:
                     f"Could not delete {len(failed)} objects from {self.bucket!r}: {failed[:3]}"
                 )
 
-    async def url(self, key: str) -> str:
+    async def read(self, key: str) -> AsyncIterator[bytes]:
         client = await self._get_client()
-        url: str = await client.generate_presigned_url(
+        try:
+            response = await client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if _status(error) == 404:
+                raise FileNotFoundError(key) from error
+            raise StorageError(f"Download of {key!r} from bucket {self.bucket!r} failed: {error}") from error
+        body = response["Body"]
+        try:
+            while chunk := await body.read(_READ_CHUNK):
+                yield chunk
+        finally:
+            body.close()
+
+    async def url(self, key: str) -> str:
+        """A presigned GET URL; signing is local computation, no request is sent."""
+        await self._get_client()
+        url: str = await self._signer.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=self._expiry
         )
         return url
 
     async def close(self) -> None:
-        stack, self._stack, self._client = self._stack, None, None
+        stack, self._stack, self._client, self._signer = self._stack, None, None, None
         if stack is not None:
             await stack.aclose()
 

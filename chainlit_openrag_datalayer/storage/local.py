@@ -1,0 +1,55 @@
+"""LocalStorage: element files in a folder on disk, for development and the zero-setup default."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from ..errors import StorageError
+
+_CHUNK = 256 * 1024
+
+
+class LocalStorage:
+    """Objects are files under ``root``; a key can never reach outside it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def path(self, key: str) -> Path:
+        """The file for ``key``; refuses keys that would escape ``root`` (``..``, absolute paths)."""
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root) or path == self.root:
+            raise StorageError(f"Object key {key!r} escapes the storage folder {self.root}.")
+        return path
+
+    async def put(self, key: str, source: bytes | Path, mime: str, filename: str) -> None:
+        await asyncio.to_thread(self._write, self.path(key), source)
+
+    @staticmethod
+    def _write(target: Path, source: bytes | Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        if isinstance(source, Path):
+            shutil.copyfile(source, partial)  # streams in chunks, never the whole file in memory
+        else:
+            partial.write_bytes(source)
+        partial.replace(target)  # readers never see half a file
+
+    async def read(self, key: str) -> AsyncIterator[bytes]:
+        path = self.path(key)
+        handle = await asyncio.to_thread(path.open, "rb")
+        try:
+            while chunk := await asyncio.to_thread(handle.read, _CHUNK):
+                yield chunk
+        finally:
+            handle.close()
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            await asyncio.to_thread(self.path(key).unlink, True)
+
+    async def close(self) -> None:
+        """Nothing to release."""
