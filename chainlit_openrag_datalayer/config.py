@@ -30,6 +30,7 @@ class S3Settings:
     public_endpoint_url: str | None = None
 
 
+DEFAULT_REDACT_KEYS = frozenset({"api_key", "openrag_api_key", "token", "password", "secret"})
 UrlMode = Literal["presigned", "served"]
 URL_MODES: tuple[UrlMode, ...] = ("presigned", "served")
 
@@ -50,12 +51,20 @@ class Settings:
     pool_size: int = 10
     embedded_dir: Path = Path(".chainlit/pgdata")
     local_storage_dir: Path = Path(".chainlit/element-files")
+    auto_migrate: bool = False
+    write_retry_seconds: float = 300.0
+    max_pending_writes: int = 10_000
+    redact_keys: frozenset[str] = DEFAULT_REDACT_KEYS
 
     def __post_init__(self) -> None:
         if self.url_expiry_seconds <= 0:
             raise ConfigurationError("STORAGE_EXPIRY_TIME must be a positive number of seconds.")
         if self.pool_size <= 0:
             raise ConfigurationError("DATABASE_POOL_SIZE must be a positive integer.")
+        if self.write_retry_seconds < 0 or self.max_pending_writes <= 0:
+            raise ConfigurationError(
+                "WRITE_RETRY_SECONDS must be >= 0 and MAX_PENDING_WRITES a positive integer."
+            )
         if self.url_mode is not None and self.url_mode not in URL_MODES:
             raise ConfigurationError(f"STORAGE_URL_MODE must be one of {', '.join(URL_MODES)}.")
         if self.s3 is None and self.url_mode == "presigned":
@@ -90,6 +99,10 @@ class Settings:
             pool_size=_int(environ, "DATABASE_POOL_SIZE", 10),
             embedded_dir=Path(_get(environ, "EMBEDDED_POSTGRES_DIR") or cls.embedded_dir).absolute(),
             local_storage_dir=Path(_get(environ, "LOCAL_STORAGE_DIR") or cls.local_storage_dir).absolute(),
+            auto_migrate=_bool(environ, "DATABASE_AUTO_MIGRATE"),
+            write_retry_seconds=_int(environ, "WRITE_RETRY_SECONDS", 300),
+            max_pending_writes=_int(environ, "MAX_PENDING_WRITES", 10_000),
+            redact_keys=_key_set(environ, "REDACT_METADATA_KEYS", DEFAULT_REDACT_KEYS),
         )
 
 
@@ -184,3 +197,17 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ConfigurationError(f"{name} must be an integer (got {value!r}).") from None
+
+
+def _bool(environ: Mapping[str, str], name: str) -> bool:
+    value = (_get(environ, name) or "false").lower()
+    if value not in ("1", "true", "yes", "0", "false", "no"):
+        raise ConfigurationError(f"{name} must be true or false (got {value!r}).")
+    return value in ("1", "true", "yes")
+
+
+def _key_set(environ: Mapping[str, str], name: str, default: frozenset[str]) -> frozenset[str]:
+    value = environ.get(name)
+    if value is None:
+        return default
+    return frozenset(key.strip().lower() for key in value.split(",") if key.strip())

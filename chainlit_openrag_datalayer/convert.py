@@ -17,6 +17,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from enum import Enum
 from typing import Any, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from uuid import UUID
 
 from chainlit.element import ElementDict
@@ -190,6 +191,34 @@ def optional_iso(value: datetime | None) -> str | None:
     return None if value is None else iso_utc(value)
 
 
+REDACTED = "[redacted]"
+
+
+def redact(value: Any, keys: frozenset[str], depth: int = 0) -> Any:
+    """Replace the value of every mapping key named in ``keys`` (any depth, any case)."""
+    if not keys or depth > MAX_JSON_DEPTH:
+        return value
+    if isinstance(value, Mapping):
+        return {
+            k: REDACTED if isinstance(k, str) and k.lower() in keys else redact(v, keys, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v, keys, depth + 1) for v in value]
+    return value
+
+
+def redact_url(url: str | None, keys: frozenset[str]) -> str | None:
+    """Blank query parameters such as ``token=`` or ``api_key=`` in a stored URL."""
+    if not url or "?" not in url or not keys:
+        return url
+    parts = urlsplit(url)
+    query = [
+        (k, REDACTED if k.lower() in keys else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 # --- users -----------------------------------------------------------------------------------
 
 
@@ -220,7 +249,7 @@ def show_input_from_text(value: str | None) -> bool | str | None:
     return value
 
 
-def step_params(step: Mapping[str, Any]) -> dict[str, Any]:
+def step_params(step: Mapping[str, Any], redact_keys: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Bind parameters for the step upsert: every column, None meaning "keep what is stored"."""
     params: dict[str, Any] = {column: None for column in _STEP_COLUMNS.values()}
     extra: dict[str, Any] = {}
@@ -238,8 +267,9 @@ def step_params(step: Mapping[str, Any]) -> dict[str, Any]:
     params.update(
         input=optional_text(step.get("input")),
         output=optional_text(step.get("output")),
-        metadata=json_object(step.get("metadata")),
-        extra=json_object(extra),
+        metadata=redact(json_object(step.get("metadata")), redact_keys),
+        extra=redact(extra, redact_keys),
+        generation=redact(params["generation"], redact_keys),
         isError=step.get("isError"),
         showInput=show_input_to_text(step.get("showInput")),
         createdAt=created,
@@ -309,7 +339,9 @@ def parents_first(steps: Sequence[StepDict]) -> list[StepDict]:
 # --- elements --------------------------------------------------------------------------------
 
 
-def element_params(element: Mapping[str, Any], object_key: str | None) -> dict[str, Any]:
+def element_params(
+    element: Mapping[str, Any], object_key: str | None, redact_keys: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """Bind parameters for the element upsert, from ``Element.to_dict()``."""
     params: dict[str, Any] = {column: None for column in _ELEMENT_COLUMNS.values()}
     extra: dict[str, Any] = {}
@@ -324,8 +356,10 @@ def element_params(element: Mapping[str, Any], object_key: str | None) -> dict[s
     params["page"] = params["page"] if isinstance(params["page"], int) else None
     params.update(
         objectKey=object_key,
+        url=redact_url(params["url"], redact_keys),
+        props=redact(params["props"], redact_keys),
         metadata={"type": optional_text(element.get("type")) or "file"},
-        extra=json_object(extra),
+        extra=redact(extra, redact_keys),
     )
     return params
 
@@ -364,10 +398,12 @@ def thread_from_row(
     )
 
 
-def metadata_patch(metadata: Mapping[str, Any] | None) -> tuple[dict[str, Any] | None, list[str]]:
+def metadata_patch(
+    metadata: Mapping[str, Any] | None, redact_keys: frozenset[str] = frozenset()
+) -> tuple[dict[str, Any] | None, list[str]]:
     """Split an ``update_thread`` metadata argument into keys to set and keys to remove."""
     if metadata is None:
         return None, []
-    to_set = {k: v for k, v in metadata.items() if v is not None}
+    to_set = redact({k: v for k, v in metadata.items() if v is not None}, redact_keys)
     to_remove = [_json_key(k) for k, v in metadata.items() if v is None]
     return to_set, to_remove

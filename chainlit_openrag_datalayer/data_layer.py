@@ -18,14 +18,13 @@ from chainlit.types import Feedback, PageInfo, PaginatedResponse, Pagination, Th
 from chainlit.user import PersistedUser, User
 from sqlalchemy import Executable, RowMapping
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import convert, migrations, queries, served
+from . import convert, queries, served
 from .config import Settings
-from .embedded import EmbeddedPostgres
-from .storage import ElementStorage, PresigningStorage, object_key
-from .storage.local import LocalStorage
-from .storage.s3 import S3Storage
+from .database import Database, rows
+from .storage import ElementStorage, LocalStorage, PresigningStorage, describe, object_key, storage_for
+from .writes import RetryPolicy, WriteSequencer, retrying
 
 if TYPE_CHECKING:
     from chainlit.element import Element
@@ -34,8 +33,14 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 P = ParamSpec("P")
+Work = Callable[[], Awaitable[Any]]
 THREAD_NAME_MAX = 255
 PAGE_SIZE_MAX = 1000
+RECENT_STEPS = 10_000
+# Calls a request waits on are retried briefly; background writes use Settings.write_retry_seconds.
+QUICK_RETRY = RetryPolicy(budget_seconds=3.0)
+AWAITED_WRITE_SECONDS = 2.0
+CLOSE_GRACE_SECONDS = 5.0
 # A websocket session persisting its metadata on disconnect holds a stale copy of these keys.
 SHARING_KEYS = ("is_shared", "shared_at")
 
@@ -58,7 +63,7 @@ class OpenRAGDataLayer(BaseDataLayer):
 
     def __init__(self, settings: Settings, storage: ElementStorage | None = None) -> None:
         self.settings = settings
-        self.storage = storage if storage is not None else _storage_for(settings)
+        self.storage = storage if storage is not None else storage_for(settings)
         self.url_signer: served.UrlSigner | None = None
         self._presigner: PresigningStorage | None = None
         if not settings.served_urls and isinstance(self.storage, PresigningStorage):
@@ -66,9 +71,10 @@ class OpenRAGDataLayer(BaseDataLayer):
         else:
             self.url_signer = served.UrlSigner(settings.url_secret, settings.url_expiry_seconds)
             served.ensure_route()
-        self._embedded: EmbeddedPostgres | None = None
-        self._engine: AsyncEngine | None = None
-        self._engine_lock = asyncio.Lock()
+        self._writes = WriteSequencer(RetryPolicy(settings.write_retry_seconds), settings.max_pending_writes)
+        self._step_threads: dict[str, str] = {}  # recent step -> thread, to order delete_step
+        self._detached: set[asyncio.Task[None]] = set()
+        self._database = Database(settings, on_open=self._log_setup)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OpenRAGDataLayer:
@@ -79,57 +85,31 @@ class OpenRAGDataLayer(BaseDataLayer):
 
     async def engine(self) -> AsyncEngine:
         """The engine, created and checked against the migration head on first use."""
-        if self._engine is None:
-            async with self._engine_lock:
-                if self._engine is None:
-                    self._engine = await self._open_engine()
-        return self._engine
+        return await self._database.engine()
 
-    async def _open_engine(self) -> AsyncEngine:
-        url = self.settings.database_url
-        if url is None:  # zero-setup default: an embedded server, migrated on first use
-            self._embedded = EmbeddedPostgres(self.settings.embedded_dir)
-            url = await asyncio.to_thread(self._embedded.start)
-            await migrations.upgrade_async(url)
-        engine = create_async_engine(
-            url,
-            pool_size=self.settings.pool_size,
-            max_overflow=self.settings.pool_size,
-            isolation_level="AUTOCOMMIT",  # every write is one statement
-            json_serializer=convert.dumps,
-        )
-        try:
-            await migrations.check(engine)
-        except BaseException:
-            await engine.dispose()
-            raise
-        self._log_setup(url)
-        return engine
-
-    def _log_setup(self, url: URL) -> None:
+    def _log_setup(self, url: URL, embedded: bool) -> None:
         """One line saying what is in use, loud when it is the development default."""
-        development = self._embedded is not None or isinstance(self.storage, LocalStorage)
+        development = embedded or isinstance(self.storage, LocalStorage)
         logger.log(
             logging.WARNING if development else logging.INFO,
             "chainlit-openrag-datalayer: database %s%s, storage %s, element URLs %s%s",
             url.render_as_string(hide_password=True),
-            " (embedded, for development)" if self._embedded is not None else "",
-            _describe(self.storage),
+            " (embedded, for development)" if embedded else "",
+            describe(self.storage),
             "served by this app" if self.url_signer else "presigned by S3",
             "; set DATABASE_URL and BUCKET_NAME for production" if development else "",
         )
 
-    async def _fetch(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[RowMapping]:
-        async with (await self.engine()).connect() as connection:
-            return await _rows(connection, statement, params)
+    async def _execute(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[RowMapping]:
+        return await self._database.execute(statement, params)
 
-    async def _logged(self, action: str, subject: str, work: Awaitable[T]) -> T:
-        """Chainlit fires writes as unawaited tasks: say what failed before the error is lost."""
-        try:
-            return await work
-        except Exception:
-            logger.exception("%s failed for %s", action, subject)
-            raise
+    async def _fetch(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[RowMapping]:
+        """A call Chainlit awaits (a request is waiting): retried briefly across a lost connection."""
+        return await retrying(QUICK_RETRY, "query", "a request", lambda: self._execute(statement, params))
+
+    async def _background_write(self, thread_id: str | None, action: str, subject: str, work: Work) -> None:
+        """A write Chainlit does not wait for: in thread order, retried through outages."""
+        await self._writes.run(thread_id, action, subject, work)
 
     # --- users ---------------------------------------------------------------------------------
 
@@ -140,7 +120,7 @@ class OpenRAGDataLayer(BaseDataLayer):
     async def create_user(self, user: User) -> PersistedUser | None:
         params = {
             "identifier": convert.clean_text(user.identifier),
-            "metadata": convert.json_object(user.metadata),
+            "metadata": convert.redact(convert.json_object(user.metadata), self.settings.redact_keys),
         }
         rows = await self._fetch(queries.user_upsert(), params)
         return convert.user_from_row(rows[0])
@@ -165,10 +145,9 @@ class OpenRAGDataLayer(BaseDataLayer):
 
     @queued_until_user_message
     async def create_element(self, element: Element) -> None:
-        await self._logged(
-            "create_element",
-            f"element {element.id} of thread {element.thread_id}",
-            self._create_element(element),
+        subject = f"element {element.id} of thread {element.thread_id}"
+        await self._background_write(
+            element.thread_id, "create_element", subject, lambda: self._create_element(element)
         )
 
     async def _create_element(self, element: Element) -> None:
@@ -179,8 +158,8 @@ class OpenRAGDataLayer(BaseDataLayer):
             key = object_key(element.thread_id, element.id)
             data["mime"] = mime = _mime_of(element)
             await self.storage.put(key, source, mime, element.name or element.id)
-        params = convert.element_params(data, key)
-        await self._fetch(queries.element_upsert(with_thread=params["threadId"] is not None), params)
+        params = convert.element_params(data, key, self.settings.redact_keys)
+        await self._execute(queries.element_upsert(with_thread=params["threadId"] is not None), params)
 
     async def get_element(self, thread_id: str, element_id: str) -> ElementDict | None:
         rows = await self._fetch(queries.element_by_id(), {"threadId": thread_id, "elementId": element_id})
@@ -203,13 +182,16 @@ class OpenRAGDataLayer(BaseDataLayer):
 
     @queued_until_user_message
     async def delete_element(self, element_id: str, thread_id: str | None = None) -> None:
-        await self._logged(
-            "delete_element", f"element {element_id}", self._delete_element(element_id, thread_id)
+        await self._background_write(
+            thread_id,
+            "delete_element",
+            f"element {element_id}",
+            lambda: self._delete_element(element_id, thread_id),
         )
 
     async def _delete_element(self, element_id: str, thread_id: str | None) -> None:
         params = {"elementId": element_id, "threadId": thread_id}
-        rows = await self._fetch(queries.element_delete(with_thread=thread_id is not None), params)
+        rows = await self._execute(queries.element_delete(with_thread=thread_id is not None), params)
         await self._delete_objects([row["objectKey"] for row in rows if row["objectKey"]])
 
     async def _delete_objects(self, keys: list[str]) -> None:
@@ -228,22 +210,36 @@ class OpenRAGDataLayer(BaseDataLayer):
 
     @queued_until_user_message
     async def create_step(self, step_dict: StepDict) -> None:
-        await self._logged("create_step", _step_subject(step_dict), self._upsert_step(step_dict))
+        await self._upsert_step("create_step", step_dict)
 
     @queued_until_user_message
     async def update_step(self, step_dict: StepDict) -> None:
-        await self._logged("update_step", _step_subject(step_dict), self._upsert_step(step_dict))
+        await self._upsert_step("update_step", step_dict)
 
-    async def _upsert_step(self, step_dict: StepDict) -> None:
-        params = convert.step_params(step_dict)
-        await self._fetch(queries.step_upsert(with_thread=params["threadId"] is not None), params)
+    async def _upsert_step(self, action: str, step_dict: StepDict) -> None:
+        params = convert.step_params(step_dict, self.settings.redact_keys)
+        thread_id = params["threadId"]
+        if thread_id is not None:
+            self._remember_step(params["id"], thread_id)
+        statement = queries.step_upsert(with_thread=thread_id is not None)
+        subject = f"step {params['id']} of thread {thread_id}"
+        await self._background_write(thread_id, action, subject, lambda: self._execute(statement, params))
+
+    def _remember_step(self, step_id: str, thread_id: str) -> None:
+        """Recent steps' threads, so that ``delete_step(id)`` queues behind its thread's writes."""
+        self._step_threads[step_id] = thread_id
+        if len(self._step_threads) > RECENT_STEPS:
+            del self._step_threads[next(iter(self._step_threads))]
 
     @queued_until_user_message
     async def delete_step(self, step_id: str) -> None:
-        await self._logged("delete_step", f"step {step_id}", self._delete_step(step_id))
+        thread_id = self._step_threads.pop(step_id, None)
+        await self._background_write(
+            thread_id, "delete_step", f"step {step_id}", lambda: self._delete_step(step_id)
+        )
 
     async def _delete_step(self, step_id: str) -> None:
-        rows = await self._fetch(queries.step_delete(), {"stepId": step_id})
+        rows = await self._execute(queries.step_delete(), {"stepId": step_id})
         await self._delete_objects([row["objectKey"] for row in rows])
 
     async def get_favorite_steps(self, user_id: str) -> list[StepDict]:
@@ -257,13 +253,19 @@ class OpenRAGDataLayer(BaseDataLayer):
         return str(rows[0]["identifier"]) if rows else ""
 
     async def get_thread(self, thread_id: str) -> ThreadDict | None:
+        return await retrying(
+            QUICK_RETRY, "get_thread", f"thread {thread_id}", lambda: self._read_thread(thread_id)
+        )
+
+    async def _read_thread(self, thread_id: str) -> ThreadDict | None:
+        """Three queries whatever the thread's size: the thread, its steps with feedback, its elements."""
         params = {"threadId": thread_id}
-        async with (await self.engine()).connect() as connection:
-            threads = await _rows(connection, queries.thread_by_id(), params)
+        async with self._database.connection() as connection:
+            threads = await rows(connection, queries.thread_by_id(), params)
             if not threads:
                 return None
-            steps = await _rows(connection, queries.steps_of_thread(), params)
-            elements = await _rows(connection, queries.elements_of_thread(), params)
+            steps = await rows(connection, queries.steps_of_thread(), params)
+            elements = await rows(connection, queries.elements_of_thread(), params)
         owner = threads[0]["userIdentifier"]
         urls = await asyncio.gather(*(self._element_url(row, owner) for row in elements))
         return convert.thread_from_row(
@@ -281,7 +283,7 @@ class OpenRAGDataLayer(BaseDataLayer):
         tags: list[str] | None = None,
     ) -> None:
         """Upsert: None leaves a field unchanged; metadata merges and a None value removes its key."""
-        to_set, to_remove = convert.metadata_patch(metadata)
+        to_set, to_remove = convert.metadata_patch(metadata, self.settings.redact_keys)
         if to_set is not None and _in_websocket_session():
             to_set = {k: v for k, v in to_set.items() if k not in SHARING_KEYS}
             to_remove = [k for k in to_remove if k not in SHARING_KEYS]
@@ -290,10 +292,24 @@ class OpenRAGDataLayer(BaseDataLayer):
             "name": None if name is None else convert.clean_text(name)[:THREAD_NAME_MAX],
             "userId": user_id,
             "tags": None if tags is None else [convert.clean_text(str(tag)) for tag in tags],
-            "metadata": to_set,
+            "metadata": {} if to_set is None else to_set,  # None would bind as JSON null
             "remove": to_remove,
         }
-        await self._fetch(queries.thread_upsert(), params)
+
+        async def upsert() -> None:
+            await self._execute(queries.thread_upsert(), params)
+
+        write = self._writes.run(thread_id, "update_thread", f"thread {thread_id}", upsert)
+        await self._wait_or_detach(asyncio.ensure_future(write), f"update_thread for thread {thread_id}")
+
+    async def _wait_or_detach(self, task: asyncio.Task[None], what: str) -> None:
+        """Chainlit awaits this write in the chat's path: during an outage, finish it in the background."""
+        done, _ = await asyncio.wait({task}, timeout=AWAITED_WRITE_SECONDS)
+        if done:
+            return task.result()
+        logger.warning("%s is slow (database unavailable?); it continues in the background", what)
+        self._detached.add(task)
+        task.add_done_callback(_forget(self._detached))
 
     async def list_threads(
         self, pagination: Pagination, filters: ThreadFilter
@@ -327,7 +343,13 @@ class OpenRAGDataLayer(BaseDataLayer):
         return PaginatedResponse(pageInfo=page_info, data=threads)
 
     async def delete_thread(self, thread_id: str) -> None:
-        rows = await self._fetch(queries.thread_delete(), {"threadId": thread_id})
+        """Queued behind the thread's pending writes, so none of them brings it back."""
+        await self._writes.run(
+            thread_id, "delete_thread", f"thread {thread_id}", lambda: self._delete_thread(thread_id)
+        )
+
+    async def _delete_thread(self, thread_id: str) -> None:
+        rows = await self._execute(queries.thread_delete(), {"threadId": thread_id})
         await self._delete_objects([row["objectKey"] for row in rows])
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -336,35 +358,11 @@ class OpenRAGDataLayer(BaseDataLayer):
         return ""
 
     async def close(self) -> None:
-        """Close the pool and the storage client; safe to call twice."""
-        engine, self._engine = self._engine, None
-        if engine is not None:
-            await engine.dispose()
+        """Let detached writes finish (a few seconds), close pool and storage; safe to call twice."""
+        if self._detached:
+            await asyncio.wait(set(self._detached), timeout=CLOSE_GRACE_SECONDS)
+        await self._database.close()
         await self.storage.close()
-        embedded, self._embedded = self._embedded, None
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
-
-
-async def _rows(
-    connection: AsyncConnection, statement: Executable, params: Mapping[str, Any]
-) -> Sequence[RowMapping]:
-    result = await connection.execute(statement, params)
-    return result.mappings().all() if result.returns_rows else []
-
-
-def _storage_for(settings: Settings) -> ElementStorage:
-    if settings.s3 is None:
-        return LocalStorage(settings.local_storage_dir)
-    return S3Storage(settings.s3, settings.url_expiry_seconds)
-
-
-def _describe(storage: ElementStorage) -> str:
-    if isinstance(storage, S3Storage):
-        return f"S3 bucket {storage.bucket}"
-    if isinstance(storage, LocalStorage):
-        return f"local folder {storage.root} (for development)"
-    return type(storage).__name__
 
 
 def _mime_of(element: Element) -> str:
@@ -382,8 +380,15 @@ def _element_source(element: Element) -> bytes | Path | None:
     return bytes(content) if content else None
 
 
-def _step_subject(step_dict: StepDict) -> str:
-    return f"step {step_dict.get('id')} of thread {step_dict.get('threadId')}"
+def _forget(tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
+    """Drop a finished detached task; its failure was already logged by the sequencer."""
+
+    def done(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        if not task.cancelled():
+            task.exception()
+
+    return done
 
 
 def _in_websocket_session() -> bool:

@@ -1,0 +1,146 @@
+"""Per-thread ordering and bounded retries for the writes Chainlit fires and forgets.
+
+Chainlit starts ``create_step``/``update_step``/``create_element`` as unawaited tasks, in call
+order. Each write takes its thread's FIFO lock before its first ``await``, so a thread's writes
+reach the database in the order Chainlit issued them, and a transient failure (PostgreSQL
+restarting, S3 unreachable) is retried with capped exponential backoff for ``budget_seconds``.
+Every write is an idempotent merge, so a retry never duplicates anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import asyncpg
+from botocore.exceptions import ClientError, ConnectionClosedError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_TRANSIENT_ASYNCPG = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.InterfaceError,
+)
+# Not OSError as a whole: a missing file (FileNotFoundError) will not appear by retrying.
+_TRANSIENT_IO = (
+    ConnectionError,
+    TimeoutError,
+    socket.gaierror,
+    BotoConnectionError,
+    ConnectionClosedError,
+    HTTPClientError,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for failures that go away by themselves: lost connections, restarts, 5xx, throttling."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, (InterfaceError, OperationalError, *_TRANSIENT_ASYNCPG, *_TRANSIENT_IO)):
+            return True
+        if isinstance(current, ClientError):
+            status = int(current.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+            return status >= 500 or status == 429
+        current = current.__cause__
+    return False
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Backoff from ``first_delay`` doubling to ``max_delay``, for at most ``budget_seconds``."""
+
+    budget_seconds: float = 300.0
+    first_delay: float = 0.05
+    max_delay: float = 5.0
+
+    def delays(self) -> list[float]:
+        """The sleeps between attempts, with jitter, adding up to the budget."""
+        delays, total, delay = [], 0.0, self.first_delay
+        while total < self.budget_seconds:
+            step = min(delay * random.uniform(0.8, 1.2), self.max_delay, self.budget_seconds - total)
+            delays.append(step)
+            total += step
+            delay *= 2
+        return delays
+
+
+async def retrying(policy: RetryPolicy, action: str, subject: str, work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work``, retrying transient failures until the policy's budget is spent."""
+    delays = policy.delays()
+    for attempt, delay in enumerate(delays, start=1):
+        try:
+            return await work()
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            if attempt == 1:
+                logger.warning(
+                    "%s for %s failed (%s: %s); retrying for up to %.0fs",
+                    action, subject, type(error).__name__, error, policy.budget_seconds,
+                )  # fmt: skip
+            await asyncio.sleep(delay)
+    return await work()  # the last try: its error, if any, is the caller's to report
+
+
+class WriteSequencer:
+    """One FIFO lock per thread: a thread's writes run one at a time, in call order."""
+
+    def __init__(self, policy: RetryPolicy, max_pending: int = 10_000) -> None:
+        self.policy = policy
+        self.max_pending = max_pending
+        self.pending = 0
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    async def run(
+        self, thread_id: str | None, action: str, subject: str, work: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Queue ``work`` behind the thread's earlier writes, then run it with retries."""
+        if self.pending >= self.max_pending:
+            logger.error(
+                "%s for %s refused: %d writes are already waiting (the database or storage has been "
+                "down too long); this write is lost",
+                action, subject, self.pending,
+            )  # fmt: skip
+            raise OverflowError(f"{self.pending} writes pending")
+        self.pending += 1
+        lock = self._acquire_lock(thread_id or "")
+        try:
+            async with lock:
+                return await retrying(self.policy, action, subject, work)
+        except Exception:
+            logger.exception("%s for %s failed; the write is lost", action, subject)
+            raise
+        finally:
+            self.pending -= 1
+            self._release_lock(thread_id or "")
+
+    def _acquire_lock(self, key: str) -> asyncio.Lock:
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        return lock
+
+    def _release_lock(self, key: str) -> None:
+        lock, users = self._locks[key]
+        if users == 1:
+            del self._locks[key]
+        else:
+            self._locks[key] = (lock, users - 1)
