@@ -4,7 +4,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .config import S3Settings, Settings
 from .data_layer import OpenRAGDataLayer
-from .errors import ConfigurationError, DataLayerError, SchemaOutOfDateError, StorageError
+from .errors import (
+    ConfigurationError,
+    DataLayerError,
+    SchemaConflictError,
+    SchemaOutOfDateError,
+    StorageError,
+)
 from .storage import ElementStorage
 
 try:
@@ -18,6 +24,7 @@ __all__ = [
     "ElementStorage",
     "OpenRAGDataLayer",
     "S3Settings",
+    "SchemaConflictError",
     "SchemaOutOfDateError",
     "Settings",
     "StorageError",

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, bindparam, text
 
-from .errors import SchemaOutOfDateError
+from .errors import SchemaConflictError, SchemaOutOfDateError
 from .schema import VERSION_TABLE
 
 logger = logging.getLogger(__name__)
@@ -45,10 +45,6 @@ class Shape(enum.Enum):
     @property
     def adoptable(self) -> bool:
         return self in (Shape.PRISMA, Shape.OPENRAG_INIT)
-
-
-class UnknownShapeError(SchemaOutOfDateError):
-    """The tables match no shape this package can adopt; nothing was changed."""
 
 
 Columns = Mapping[str, Mapping[str, str]]  # table -> column -> PostgreSQL type name (udt_name)
@@ -176,11 +172,11 @@ def detect(connection: Connection) -> Detection:
     return Detection(Shape.UNKNOWN, tuple(candidates[closest]), closest)
 
 
-def refusal(detection: Detection) -> UnknownShapeError:
+def refusal(detection: Detection) -> SchemaConflictError:
     """The error for a shape that cannot be adopted, listing what differs."""
     listed = "\n".join(f"  - {line}" for line in detection.differences)
     closest = detection.closest.value if detection.closest else "none"
-    return UnknownShapeError(
+    return SchemaConflictError(
         "This database has Chainlit tables of a shape this package cannot adopt, so nothing was changed.\n"
         f"Closest known shape: {closest}. Differences:\n{listed}\n"
         "Make the tables match that shape, or point DATABASE_URL at an empty database."

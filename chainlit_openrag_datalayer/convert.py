@@ -357,7 +357,8 @@ def element_params(
     params.update(
         objectKey=object_key,
         url=redact_url(params["url"], redact_keys),
-        props=redact(params["props"], redact_keys),
+        # Chainlit's own layer reads props with json.loads: never leave it NULL.
+        props=redact(json_object(params["props"]), redact_keys),
         metadata={"type": optional_text(element.get("type")) or "file"},
         extra=redact(extra, redact_keys),
     )

@@ -42,7 +42,8 @@ class Database:
             self._embedded = EmbeddedPostgres(self.settings.embedded_dir)
             url = await asyncio.to_thread(self._embedded.start)
         if self._embedded is not None or self.settings.auto_migrate:
-            await migrations.upgrade_async(url)  # workers starting together wait on an advisory lock
+            # Workers starting together wait on an advisory lock; existing schemas are not converted here.
+            await migrations.upgrade_async(url, adopt=False)
         engine = create_async_engine(
             url,
             pool_size=self.settings.pool_size,

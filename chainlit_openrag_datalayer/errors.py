@@ -21,5 +21,9 @@ class SchemaOutOfDateError(DataLayerError):
     """The database schema is not at the revision this package needs."""
 
 
+class SchemaConflictError(SchemaOutOfDateError):
+    """The tables match no shape ``upgrade`` can adopt; nothing was changed."""
+
+
 class StorageError(DataLayerError):
     """The object store refused an upload, a delete or a URL."""

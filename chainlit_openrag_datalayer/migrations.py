@@ -63,26 +63,34 @@ def upgrade(database_url: str | URL, revision: str = "head", *, dry_run: bool = 
 
 
 async def upgrade_async(
-    database_url: str | URL, revision: str = "head", *, dry_run: bool = False
+    database_url: str | URL, revision: str = "head", *, dry_run: bool = False, adopt: bool = True
 ) -> list[str]:
     """Bring the database to ``revision``, adopting a Prisma or OpenRAG-init schema on the way.
 
     Returns the plan: what was done, or with ``dry_run`` what would be done (nothing changes).
-    Everything runs in one transaction; concurrent callers wait on an advisory lock.
+    Everything runs in one transaction; concurrent callers wait on an advisory lock. With
+    ``adopt=False`` (start-up migrations) an existing schema is refused: converting one is the
+    operator's call, after ``upgrade --dry-run`` and a backup.
     """
     engine = create_async_engine(_as_url(database_url), pool_size=1)
     try:
         async with engine.begin() as connection:
-            return await connection.run_sync(_upgrade_on, revision, dry_run)
+            return await connection.run_sync(_upgrade_on, revision, dry_run, adopt)
     finally:
         await engine.dispose()
 
 
-def _upgrade_on(connection: Connection, revision: str, dry_run: bool) -> list[str]:
+def _upgrade_on(connection: Connection, revision: str, dry_run: bool, adopt: bool) -> list[str]:
     adoption.lock(connection)
     detection = adoption.detect(connection)
     if detection.shape is adoption.Shape.UNKNOWN:
         raise adoption.refusal(detection)
+    if detection.shape.adoptable and not adopt:
+        raise SchemaOutOfDateError(
+            f"This database holds an existing Chainlit schema ({detection.shape.value}). Review the "
+            f"conversion with `{UPGRADE_COMMAND} --dry-run`, back the database up, "
+            f"then run: {UPGRADE_COMMAND}"
+        )
     plan = adoption.plan(connection, detection)
     lines = [f"Database shape: {detection.shape.value}", *plan.steps, *_pending(connection, plan, revision)]
     if dry_run:

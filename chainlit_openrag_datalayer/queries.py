@@ -52,7 +52,8 @@ def _keep_unless_empty(insert_stmt: Insert, name: str) -> ColumnElement[Any]:
 
 def _merge_json(insert_stmt: Insert, name: str) -> ColumnElement[Any]:
     """JSON objects merge key by key; an empty object changes nothing."""
-    return insert_stmt.table.c[name].op("||")(insert_stmt.excluded[name])
+    stored = func.coalesce(insert_stmt.table.c[name], cast({}, JSONB))
+    return stored.op("||")(insert_stmt.excluded[name])
 
 
 # --- users -------------------------------------------------------------------------------------
@@ -301,11 +302,12 @@ def element_upsert(with_thread: bool) -> Insert:
     set_: dict[str, Any] = {
         name: _keep_unless_null(stmt, name)
         for name in _ELEMENT_FIELDS
-        if name not in {"id", "metadata", "extra", "name"}
+        if name not in {"id", "metadata", "extra", "name", "props"}
     }
     set_.update(
         name=_keep_unless_empty(stmt, "name"),
         metadata=_merge_json(stmt, "metadata"),
+        props=_merge_json(stmt, "props"),
         extra=_merge_json(stmt, "extra"),
         updatedAt=func.now(),
     )
@@ -350,7 +352,7 @@ def element_delete(with_thread: bool) -> ReturningDelete[Any]:
 def feedback_upsert() -> ReturningInsert[Any]:
     """Feedback on a step; without an id, the step's existing feedback is updated, not doubled.
 
-    The thread is taken from the step, so feedback cannot point at a thread the step is not in.
+    The thread is filled in from the step by a trigger, for Chainlit's built-in layer's writes too.
     """
     step_id: BindParameter[str] = bindparam("stepId")
     existing_id = (
@@ -360,11 +362,9 @@ def feedback_upsert() -> ReturningInsert[Any]:
         .limit(1)
         .scalar_subquery()
     )
-    step_thread = select(step.c.threadId).where(step.c.id == step_id).scalar_subquery()
     stmt = insert(feedback).values(
         id=func.coalesce(bindparam("id", type_=Text), existing_id, func.gen_random_uuid().cast(Text)),
         stepId=step_id,
-        threadId=step_thread,
         name="user_feedback",
         value=bindparam("value"),
         comment=bindparam("comment"),
@@ -375,7 +375,6 @@ def feedback_upsert() -> ReturningInsert[Any]:
             "value": stmt.excluded.value,
             "comment": stmt.excluded.comment,
             "stepId": stmt.excluded.stepId,
-            "threadId": _keep_unless_null(stmt, "threadId"),
             "updatedAt": func.now(),
         },
     ).returning(feedback.c.id)

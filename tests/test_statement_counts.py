@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import chainlit as cl
-import chainlit.data
 import pytest
-from chainlit.context import init_http_context
 from chainlit.types import Feedback, Pagination, ThreadFilter
 from chainlit.user import User
 from sqlalchemy import event
 
-from chainlit_openrag_datalayer import OpenRAGDataLayer, Settings
-from chainlit_openrag_datalayer.migrations import upgrade_async
+from chainlit_openrag_datalayer import OpenRAGDataLayer
 from tests.conformance.factories import PNG_BYTES, new_id, step_dict, timestamp
 
 
@@ -34,16 +31,8 @@ class StatementCounter:
 
 
 @pytest.fixture
-async def layer(
-    database_url: str, s3_environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[OpenRAGDataLayer]:
-    monkeypatch.setattr(chainlit.data, "_data_layer", None)
-    monkeypatch.setattr(chainlit.data, "_data_layer_initialized", True)
-    init_http_context()
-    await upgrade_async(database_url)
-    data_layer = OpenRAGDataLayer(Settings.from_env({"DATABASE_URL": database_url, **s3_environ}))
-    yield data_layer
-    await data_layer.close()
+def layer(openrag_layer: OpenRAGDataLayer) -> OpenRAGDataLayer:
+    return openrag_layer
 
 
 @pytest.fixture

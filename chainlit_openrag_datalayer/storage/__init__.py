@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..config import Settings
-from .base import ElementStorage, PresigningStorage, content_disposition, object_key
+from .base import ElementStorage, PresigningStorage, content_disposition, object_key, thread_prefix
 from .local import LocalStorage
 from .s3 import S3Storage
 
@@ -16,6 +16,7 @@ __all__ = [
     "describe",
     "object_key",
     "storage_for",
+    "thread_prefix",
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 from urllib.parse import quote
@@ -20,6 +21,9 @@ class ElementStorage(Protocol):
 
     async def delete(self, keys: Sequence[str]) -> None:
         """Remove every key; missing ones are ignored."""
+
+    def objects(self, prefix: str = "") -> AsyncIterator[tuple[str, datetime]]:
+        """Every key under ``prefix`` with its last-modified time (for ``sweep`` and ``erase-user``)."""
 
     async def close(self) -> None:
         """Release connections; safe to call twice."""
@@ -41,11 +45,16 @@ def _key_segment(value: str) -> str:
     return segment
 
 
+def thread_prefix(thread_id: str) -> str:
+    """Where a thread's objects live: ``threads/{thread}/``, the id escaped."""
+    return f"threads/{_key_segment(thread_id)}/"
+
+
 def object_key(thread_id: str | None, element_id: str) -> str:
     """Chainlit's own key layout, ``threads/{thread}/files/{element}``, with ids escaped."""
     if thread_id is None:
         return f"files/{_key_segment(element_id)}"
-    return f"threads/{_key_segment(thread_id)}/files/{_key_segment(element_id)}"
+    return f"{thread_prefix(thread_id)}files/{_key_segment(element_id)}"
 
 
 def content_disposition(filename: str, disposition: str = "inline") -> str:

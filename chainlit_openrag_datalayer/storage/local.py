@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import StorageError
@@ -46,6 +47,19 @@ class LocalStorage:
                 yield chunk
         finally:
             handle.close()
+
+    async def objects(self, prefix: str = "") -> AsyncIterator[tuple[str, datetime]]:
+        """Every key under ``prefix`` with its last-modified time (for ``sweep`` and ``erase-user``)."""
+        for key, modified in await asyncio.to_thread(self._files, prefix):
+            yield key, modified
+
+    def _files(self, prefix: str) -> list[tuple[str, datetime]]:
+        found = []
+        for path in self.root.rglob("*") if self.root.is_dir() else ():
+            key = path.relative_to(self.root).as_posix()
+            if path.is_file() and key.startswith(prefix) and not key.endswith(".partial"):
+                found.append((key, datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)))
+        return found
 
     async def delete(self, keys: Sequence[str]) -> None:
         for key in keys:

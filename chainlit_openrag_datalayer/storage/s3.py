@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +151,13 @@ class S3Storage:
                 yield chunk
         finally:
             body.close()
+
+    async def objects(self, prefix: str = "") -> AsyncIterator[tuple[str, datetime]]:
+        """Every key under ``prefix`` with its last-modified time (for ``sweep`` and ``erase-user``)."""
+        client = await self._get_client()
+        async for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"], item["LastModified"]
 
     async def url(self, key: str) -> str:
         """A presigned GET URL; signing is local computation, no request is sent."""

@@ -125,8 +125,18 @@ def upgrade() -> None:
     )
     op.create_index("ix_Feedback_stepId", "Feedback", ["stepId"])
     op.create_index("Feedback_threadId_value_idx", "Feedback", ["threadId", "value"])
+    # Feedback knows its thread even when a writer only gives the step (Chainlit's built-in layer).
+    op.execute(
+        'CREATE FUNCTION "Feedback_fill_threadId"() RETURNS trigger LANGUAGE plpgsql AS $$ '
+        'BEGIN NEW."threadId" := (SELECT "threadId" FROM "Step" WHERE id = NEW."stepId"); RETURN NEW; END $$'
+    )
+    op.execute(
+        'CREATE TRIGGER "Feedback_fill_threadId" BEFORE INSERT OR UPDATE ON "Feedback" FOR EACH ROW '
+        'WHEN (NEW."threadId" IS NULL) EXECUTE FUNCTION "Feedback_fill_threadId"()'
+    )
 
 
 def downgrade() -> None:
     for table in ("Feedback", "Element", "Step", "Thread", "User"):
         op.drop_table(table)
+    op.execute('DROP FUNCTION "Feedback_fill_threadId"()')

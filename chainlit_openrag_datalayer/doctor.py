@@ -1,0 +1,100 @@
+"""``doctor``: check a deployment end to end and say what to fix."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from uuid import uuid4
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from . import adoption, migrations
+from .config import Settings
+from .errors import DataLayerError
+from .storage import ElementStorage, PresigningStorage, storage_for
+
+PROBE = b"chainlit-openrag-datalayer doctor probe"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+async def _database(engine: AsyncEngine) -> str:
+    try:
+        async with engine.connect() as connection:
+            version = await connection.scalar(text("SHOW server_version"))
+    except (OSError, SQLAlchemyError) as error:
+        where = engine.url.render_as_string(hide_password=True)
+        raise DataLayerError(
+            f"cannot connect to {where} ({error.__class__.__name__}: {error}). Check DATABASE_URL "
+            "(host, port, user, password, database name) and that PostgreSQL accepts connections from here."
+        ) from error
+    return f"PostgreSQL {version}"
+
+
+async def _schema(engine: AsyncEngine) -> str:
+    async with engine.connect() as connection:
+        shape = (await connection.run_sync(adoption.detect)).shape
+    if shape is not adoption.Shape.MANAGED:
+        raise DataLayerError(f"the database is {shape.value}. Run: {migrations.UPGRADE_COMMAND}")
+    await migrations.check(engine)
+    return f"at head {migrations.head_revision()}"
+
+
+async def _bucket(storage: ElementStorage, key: str) -> str:
+    await storage.put(key, PROBE, "text/plain", "doctor.txt")
+    return f"wrote {key}"
+
+
+async def _round_trip(settings: Settings, storage: ElementStorage, key: str) -> str:
+    if settings.served_urls or not isinstance(storage, PresigningStorage):
+        return "element URLs are served by the Chainlit app (STORAGE_URL_MODE=served): nothing to sign"
+    url = await storage.url(key)
+    host = httpx.URL(url).host
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.get(url)
+    except httpx.HTTPError as error:
+        raise DataLayerError(
+            f"GET {host} failed ({error}). Browsers fetch element files from this host: set "
+            "APP_AWS_PUBLIC_ENDPOINT to the S3 address browsers reach, or use STORAGE_URL_MODE=served."
+        ) from error
+    if response.status_code != 200 or response.content != PROBE:
+        raise DataLayerError(
+            f"GET {host} answered {response.status_code}: the presigned URL does not serve the object. "
+            "Check that APP_AWS_PUBLIC_ENDPOINT reaches the same S3 server as DEV_AWS_ENDPOINT."
+        )
+    return f"presigned GET via {host} returned the object"
+
+
+async def _run(name: str, work: Callable[[], Awaitable[str]]) -> Check:
+    try:
+        return Check(name, True, await work())
+    except Exception as error:  # doctor reports every failure instead of stopping at the first
+        return Check(name, False, str(error) or type(error).__name__)
+
+
+async def diagnose(settings: Settings) -> list[Check]:
+    """Database reachable, schema at head, bucket writable, element URL round trip."""
+    engine = create_async_engine(settings.require_database_url(), pool_size=1)
+    storage = storage_for(settings)
+    key = f"doctor/{uuid4()}.txt"
+    try:
+        checks = [await _run("database reachable", lambda: _database(engine))]
+        if checks[0].ok:
+            checks.append(await _run("schema at head", lambda: _schema(engine)))
+        checks.append(await _run("storage writable", lambda: _bucket(storage, key)))
+        if checks[-1].ok:
+            checks.append(await _run("element URL round trip", lambda: _round_trip(settings, storage, key)))
+            await storage.delete([key])
+        return checks
+    finally:
+        await engine.dispose()
+        await storage.close()
