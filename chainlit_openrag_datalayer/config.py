@@ -48,7 +48,7 @@ class Settings:
     url_mode: UrlMode | None = None
     url_expiry_seconds: int = 3600
     url_secret: str | None = None
-    pool_size: int = 10
+    pool_size: int = 20
     embedded_dir: Path = Path(".chainlit/pgdata")
     local_storage_dir: Path = Path(".chainlit/element-files")
     auto_migrate: bool = False
@@ -96,7 +96,7 @@ class Settings:
             url_mode=_get(environ, "STORAGE_URL_MODE"),  # type: ignore[arg-type]  # checked in __post_init__
             url_expiry_seconds=_int(environ, "STORAGE_EXPIRY_TIME", 3600),
             url_secret=_get(environ, "CHAINLIT_AUTH_SECRET"),
-            pool_size=_int(environ, "DATABASE_POOL_SIZE", 10),
+            pool_size=_int(environ, "DATABASE_POOL_SIZE", 20),
             embedded_dir=Path(_get(environ, "EMBEDDED_POSTGRES_DIR") or cls.embedded_dir).absolute(),
             local_storage_dir=Path(_get(environ, "LOCAL_STORAGE_DIR") or cls.local_storage_dir).absolute(),
             auto_migrate=_bool(environ, "DATABASE_AUTO_MIGRATE"),

@@ -3,7 +3,8 @@
 Normalisations (documented in the README): NUL characters and lone surrogates become U+FFFD;
 metadata values that JSON cannot hold become JSON (datetimes -> ISO strings, bytes -> UTF-8 text,
 sets/tuples -> lists, NaN/Infinity -> null, other objects -> str); nesting deeper than
-``MAX_JSON_DEPTH`` is cut to a string; unparseable timestamps are dropped (the server's clock wins).
+``MAX_JSON_DEPTH`` becomes the string ``TOO_DEEP``; unparseable timestamps are dropped (the server's
+clock wins).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import base64
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from enum import Enum
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 from uuid import UUID
 
 from chainlit.element import ElementDict
@@ -26,9 +28,11 @@ from chainlit.types import FeedbackDict, ThreadDict
 from chainlit.user import PersistedUser
 
 MAX_JSON_DEPTH = 64
+TOO_DEEP = "[nested too deep]"
 # A result row (SQLAlchemy RowMapping) keyed by column name.
 Row = Mapping[Any, Any]
 REPLACEMENT = "\ufffd"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # StepDict keys stored in their own column (the rest of a step dict goes to "extra").
 _STEP_COLUMNS = {
@@ -89,10 +93,8 @@ def clean_text(value: str) -> str:
     """Make a string storable in PostgreSQL: NUL and lone surrogates become U+FFFD."""
     if "\x00" in value:
         value = value.replace("\x00", REPLACEMENT)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        value = "".join(REPLACEMENT if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in value)
+    if not value.isascii() and _SURROGATE.search(value):
+        value = _SURROGATE.sub(REPLACEMENT, value)
     return value
 
 
@@ -114,7 +116,7 @@ def json_safe(value: object, depth: int = 0) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if depth >= MAX_JSON_DEPTH:
-        return clean_text(repr(value)[:1000])
+        return TOO_DEEP
     if isinstance(value, Mapping):
         return {_json_key(k): json_safe(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -135,7 +137,7 @@ def _json_scalar(value: object, depth: int) -> Any:
         except UnicodeDecodeError:
             return base64.b64encode(raw).decode("ascii")
     if isinstance(value, Decimal):
-        return json_safe(float(value), depth)
+        return None if value.is_nan() else json_safe(float(value), depth)
     if isinstance(value, Enum):
         return json_safe(value.value, depth + 1)
     if isinstance(value, UUID):
@@ -165,26 +167,36 @@ def dumps(value: Any) -> str:
 
 
 def parse_timestamp(value: object) -> datetime | None:
-    """Parse ``Z``, ``+00:00`` or naive (taken as UTC) ISO-8601 strings; garbage gives None."""
+    """Parse ``Z``, ``+00:00`` or naive (taken as UTC) ISO-8601 strings; garbage gives None.
+
+    So does a time whose UTC form falls outside the years 1-9999.
+    """
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        if text[-1] in "zZ":
+            text = text[:-1] + "+00:00"
         try:
-            parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
+            parsed = datetime.fromisoformat(text)
         except ValueError:
             return None
     else:
         return None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:
+        return None
 
 
 def iso_utc(value: datetime) -> str:
-    """ISO-8601 in UTC ending with ``Z``, as Chainlit writes it."""
-    if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc)
-    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    """ISO-8601 in UTC ending with ``Z``, as Chainlit writes it (naive values are taken as UTC)."""
+    utc = parse_timestamp(value)
+    if utc is None:  # outside the years 1-9999 once in UTC: keep the local form
+        return value.isoformat(timespec="microseconds")
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def optional_iso(value: datetime | None) -> str | None:
@@ -192,6 +204,7 @@ def optional_iso(value: datetime | None) -> str | None:
 
 
 REDACTED = "[redacted]"
+_QUERY_PARAMETER = re.compile(r"(^|[&;])([^=&;]*)=([^&;]*)")
 
 
 def redact(value: Any, keys: frozenset[str], depth: int = 0) -> Any:
@@ -209,14 +222,17 @@ def redact(value: Any, keys: frozenset[str], depth: int = 0) -> Any:
 
 
 def redact_url(url: str | None, keys: frozenset[str]) -> str | None:
-    """Blank query parameters such as ``token=`` or ``api_key=`` in a stored URL."""
-    if not url or "?" not in url or not keys:
+    """Blank query parameters such as ``token=`` or ``api_key=`` (``&`` or ``;`` separated) and the
+    password of ``user:password@`` in a stored URL."""
+    if not url or not keys:
         return url
     parts = urlsplit(url)
-    query = [
-        (k, REDACTED if k.lower() in keys else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-    ]
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    if parts.password:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", f":{REDACTED}@", 1))
+    query = _QUERY_PARAMETER.sub(
+        lambda m: f"{m[1]}{m[2]}={REDACTED}" if unquote(m[2]).lower() in keys else m[0], parts.query
+    )
+    return urlunsplit(parts._replace(query=query))
 
 
 # --- users -----------------------------------------------------------------------------------
@@ -270,6 +286,7 @@ def step_params(step: Mapping[str, Any], redact_keys: frozenset[str] = frozenset
         metadata=redact(json_object(step.get("metadata")), redact_keys),
         extra=redact(extra, redact_keys),
         generation=redact(params["generation"], redact_keys),
+        modes=redact(params["modes"], redact_keys),
         isError=step.get("isError"),
         showInput=show_input_to_text(step.get("showInput")),
         createdAt=created,
@@ -359,6 +376,7 @@ def element_params(
         url=redact_url(params["url"], redact_keys),
         # Chainlit's own layer reads props with json.loads: never leave it NULL.
         props=redact(json_object(params["props"]), redact_keys),
+        playerConfig=redact(params["playerConfig"], redact_keys),
         metadata={"type": optional_text(element.get("type")) or "file"},
         extra=redact(extra, redact_keys),
     )

@@ -16,13 +16,12 @@ from chainlit.element import ElementDict
 from chainlit.step import StepDict
 from chainlit.types import Feedback, PageInfo, PaginatedResponse, Pagination, ThreadDict, ThreadFilter
 from chainlit.user import PersistedUser, User
-from sqlalchemy import Executable, RowMapping
+from sqlalchemy import Executable
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import convert, queries, served
 from .config import Settings
-from .database import Database, rows
+from .database import Database, Row
 from .storage import ElementStorage, LocalStorage, PresigningStorage, describe, object_key, storage_for
 from .writes import RetryPolicy, WriteSequencer, retrying
 
@@ -74,7 +73,7 @@ class OpenRAGDataLayer(BaseDataLayer):
         self._writes = WriteSequencer(RetryPolicy(settings.write_retry_seconds), settings.max_pending_writes)
         self._step_threads: dict[str, str] = {}  # recent step -> thread, to order delete_step
         self._detached: set[asyncio.Task[None]] = set()
-        self._database = Database(settings, on_open=self._log_setup)
+        self.database = Database(settings, on_open=self._log_setup)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OpenRAGDataLayer:
@@ -82,10 +81,6 @@ class OpenRAGDataLayer(BaseDataLayer):
         return cls(Settings.from_env(os.environ if environ is None else environ))
 
     # --- plumbing ------------------------------------------------------------------------------
-
-    async def engine(self) -> AsyncEngine:
-        """The engine, created and checked against the migration head on first use."""
-        return await self._database.engine()
 
     def _log_setup(self, url: URL, embedded: bool) -> None:
         """One line saying what is in use, loud when it is the development default."""
@@ -100,10 +95,10 @@ class OpenRAGDataLayer(BaseDataLayer):
             "; set DATABASE_URL and BUCKET_NAME for production" if development else "",
         )
 
-    async def _execute(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[RowMapping]:
-        return await self._database.execute(statement, params)
+    async def _execute(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Row]:
+        return await self.database.execute(statement, params)
 
-    async def _fetch(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[RowMapping]:
+    async def _fetch(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Row]:
         """A call Chainlit awaits (a request is waiting): retried briefly across a lost connection."""
         return await retrying(QUICK_RETRY, "query", "a request", lambda: self._execute(statement, params))
 
@@ -260,12 +255,12 @@ class OpenRAGDataLayer(BaseDataLayer):
     async def _read_thread(self, thread_id: str) -> ThreadDict | None:
         """Three queries whatever the thread's size: the thread, its steps with feedback, its elements."""
         params = {"threadId": thread_id}
-        async with self._database.connection() as connection:
-            threads = await rows(connection, queries.thread_by_id(), params)
+        async with self.database.connection() as connection:
+            threads = await self.database.rows(connection, queries.thread_by_id(), params)
             if not threads:
                 return None
-            steps = await rows(connection, queries.steps_of_thread(), params)
-            elements = await rows(connection, queries.elements_of_thread(), params)
+            steps = await self.database.rows(connection, queries.steps_of_thread(), params)
+            elements = await self.database.rows(connection, queries.elements_of_thread(), params)
         owner = threads[0]["userIdentifier"]
         urls = await asyncio.gather(*(self._element_url(row, owner) for row in elements))
         return convert.thread_from_row(
@@ -361,7 +356,7 @@ class OpenRAGDataLayer(BaseDataLayer):
         """Let detached writes finish (a few seconds), close pool and storage; safe to call twice."""
         if self._detached:
             await asyncio.wait(set(self._detached), timeout=CLOSE_GRACE_SECONDS)
-        await self._database.close()
+        await self.database.close()
         await self.storage.close()
 
 

@@ -57,6 +57,15 @@ def _as_url(database_url: str | URL) -> URL:
     return database_url if isinstance(database_url, URL) else parse_database_url(database_url)
 
 
+async def check_url(database_url: URL) -> None:
+    """``check`` on a connection of its own, for callers that do not use SQLAlchemy's engine."""
+    engine = create_async_engine(database_url, pool_size=1)
+    try:
+        await check(engine)
+    finally:
+        await engine.dispose()
+
+
 def upgrade(database_url: str | URL, revision: str = "head", *, dry_run: bool = False) -> list[str]:
     """Bring the database to ``revision`` (blocking; for the CLI and scripts); see ``upgrade_async``."""
     return asyncio.run(upgrade_async(database_url, revision, dry_run=dry_run))

@@ -19,7 +19,8 @@ from sqlalchemy import (
     delete,
     exists,
     func,
-    literal,
+    literal_column,
+    null,
     or_,
     select,
     true,
@@ -149,7 +150,8 @@ def thread_page(*, with_cursor: bool, with_search: bool, with_feedback: bool) ->
         pattern: BindParameter[str] = bindparam("pattern")
         in_messages = exists().where(
             step.c.threadId == thread.c.id,
-            step.c.type.in_(MESSAGE_TYPES),
+            # Literal types, not a parameter: the planner must see them to use the partial search index.
+            step.c.type.in_([literal_column(f"'{name}'") for name in MESSAGE_TYPES]),
             step.c.output.ilike(pattern, escape=LIKE_ESCAPE),
         )
         stmt = stmt.where(or_(thread.c.name.ilike(pattern, escape=LIKE_ESCAPE), in_messages))
@@ -275,9 +277,7 @@ def step_delete() -> Select[Any]:
 @cache
 def favorite_steps() -> Select[Any]:
     return (
-        select(
-            step, *(literal(None).label(name) for name in ("feedbackId", "feedbackValue", "feedbackComment"))
-        )
+        select(step, *(null().label(name) for name in ("feedbackId", "feedbackValue", "feedbackComment")))
         .join(thread, thread.c.id == step.c.threadId)
         .where(
             thread.c.userId == bindparam("userId"),

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -72,21 +72,19 @@ class RetryPolicy:
     first_delay: float = 0.05
     max_delay: float = 5.0
 
-    def delays(self) -> list[float]:
-        """The sleeps between attempts, with jitter, adding up to the budget."""
-        delays, total, delay = [], 0.0, self.first_delay
+    def delays(self) -> Iterator[float]:
+        """The sleeps between attempts, with jitter, adding up to the budget (made only when needed)."""
+        total, delay = 0.0, self.first_delay
         while total < self.budget_seconds:
             step = min(delay * random.uniform(0.8, 1.2), self.max_delay, self.budget_seconds - total)
-            delays.append(step)
+            yield step
             total += step
             delay *= 2
-        return delays
 
 
 async def retrying(policy: RetryPolicy, action: str, subject: str, work: Callable[[], Awaitable[T]]) -> T:
     """Run ``work``, retrying transient failures until the policy's budget is spent."""
-    delays = policy.delays()
-    for attempt, delay in enumerate(delays, start=1):
+    for attempt, delay in enumerate(policy.delays(), start=1):
         try:
             return await work()
         except Exception as error:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 from urllib.parse import quote
+
+MAX_SEGMENT = 200  # percent-encoding can triple UTF-8; S3 keys stop at 1024 bytes, file names at 255
 
 
 @runtime_checkable
@@ -38,10 +41,16 @@ class PresigningStorage(ElementStorage, Protocol):
 
 
 def _key_segment(value: str) -> str:
-    """Percent-encode an id so that it stays one segment: no ``/``, no ``.`` or ``..``."""
-    segment = quote(value, safe="")
+    """An id as exactly one key segment: percent-encoded, never ``.``/``..``, at most 200 bytes.
+
+    Each special form contains something ``quote`` never produces (``%2E``, a lone ``%``), so two
+    ids never share a segment.
+    """
+    segment = quote(value.encode("utf-8", "surrogatepass"), safe="")
     if not segment.strip("."):
-        segment = segment.replace(".", "%2E") or "%00"
+        segment = segment.replace(".", "%2E") or "%"
+    if len(segment) > MAX_SEGMENT:
+        segment = "%sha256-" + hashlib.sha256(segment.encode()).hexdigest()
     return segment
 
 

@@ -21,13 +21,15 @@ from .base import content_disposition
 
 logger = logging.getLogger(__name__)
 
-# Streaming uploads hold at most (queue + concurrency) parts in memory: (2 + 4) x 8 MiB = 48 MiB.
+# Streaming uploads hold the parts queued, in flight (each seemingly twice while sent) and being filled:
+# about (1 + 2 x 3 + 1) x 6 MiB = 48 MiB; with 8 MiB parts, 4 in flight and 2 queued, 77 MiB was measured.
+_PART = 6 * 1024 * 1024
 _TRANSFER = TransferConfig(
-    multipart_threshold=8 * 1024 * 1024,
-    multipart_chunksize=8 * 1024 * 1024,
-    max_concurrency=4,
-    max_io_queue=2,
+    multipart_threshold=_PART, multipart_chunksize=_PART, max_concurrency=3, max_io_queue=1
 )
+# Our own write sequencer retries for WRITE_RETRY_SECONDS; botocore retrying 5 times on top would hold a
+# request (and the served-file route) for ~25 s before anyone hears of the outage.
+_CLIENT_RETRIES = {"max_attempts": 2, "mode": "standard"}
 _DELETE_BATCH = 1000
 _READ_CHUNK = 256 * 1024
 
@@ -78,7 +80,9 @@ class S3Storage:
         config = AioConfig(
             signature_version="s3v4",
             s3={"addressing_style": "path" if endpoint_url else "auto"},
-            retries={"max_attempts": 5, "mode": "standard"},
+            retries=_CLIENT_RETRIES,
+            connect_timeout=5,
+            read_timeout=60,
         )
         return aioboto3.Session().client(
             "s3",

@@ -1,0 +1,69 @@
+"""Reliability fixtures: a Chainlit HTTP context, layers on a fresh database, and the final figures."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import chainlit.data
+import pytest
+from _pytest.terminal import TerminalReporter
+from chainlit.context import init_http_context
+
+from chainlit_openrag_datalayer import OpenRAGDataLayer, Settings
+from chainlit_openrag_datalayer.config import parse_database_url
+from chainlit_openrag_datalayer.migrations import upgrade_async
+from tests.reliability.figures import FIGURES
+
+AUTH_SECRET = "reliability-suite-secret-0123456789abcdef"
+LayerFactory = Callable[..., Awaitable[OpenRAGDataLayer]]
+
+
+def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
+    if FIGURES.sessions or FIGURES.inputs_tried or FIGURES.outages or FIGURES.workers:
+        terminalreporter.write_sep("=", "reliability figures")
+        for line in FIGURES.lines():
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(autouse=True)
+async def chainlit_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An HTTP Chainlit context, so `@queue_until_user_message` methods run at once; no global data layer."""
+    monkeypatch.setattr(chainlit.data, "_data_layer", None)
+    monkeypatch.setattr(chainlit.data, "_data_layer_initialized", True)
+    monkeypatch.setenv("CHAINLIT_AUTH_SECRET", AUTH_SECRET)
+    init_http_context()
+
+
+def layer_settings(database_url: str, files: Path, **overrides: Any) -> Settings:
+    """Settings for a layer on `database_url` with element files in `files` (served URLs)."""
+    values: dict[str, Any] = {
+        "database_url": parse_database_url(database_url),
+        "local_storage_dir": files,
+        "url_secret": AUTH_SECRET,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture
+async def make_layer(database_url: str, tmp_path: Path) -> AsyncIterator[LayerFactory]:
+    """Build layers on this test's (upgraded) database; each is closed after the test."""
+    await upgrade_async(database_url)
+    async with AsyncExitStack() as stack:
+
+        async def make(**overrides: Any) -> OpenRAGDataLayer:
+            storage = overrides.pop("storage", None)
+            layer = OpenRAGDataLayer(layer_settings(database_url, tmp_path / "files", **overrides), storage)
+            stack.push_async_callback(layer.close)
+            return layer
+
+        yield make
+
+
+@pytest.fixture
+async def layer(make_layer: LayerFactory) -> OpenRAGDataLayer:
+    """A layer with default settings and local element files."""
+    return await make_layer()
