@@ -193,6 +193,8 @@ def parse_timestamp(value: object) -> datetime | None:
 
 def iso_utc(value: datetime) -> str:
     """ISO-8601 in UTC ending with ``Z``, as Chainlit writes it (naive values are taken as UTC)."""
+    if value.tzinfo is timezone.utc:  # what asyncpg returns for timestamptz: the hot path of get_thread
+        return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
     utc = parse_timestamp(value)
     if utc is None:  # outside the years 1-9999 once in UTC: keep the local form
         return value.isoformat(timespec="microseconds")

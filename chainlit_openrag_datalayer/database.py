@@ -86,7 +86,11 @@ class Database:
             await migrations.upgrade_async(url, adopt=False)
         await migrations.check_url(url)
         pool = await asyncpg.create_pool(
-            **_connect_arguments(url), min_size=1, max_size=self.settings.pool_size, init=_set_codecs
+            **_connect_arguments(url),
+            min_size=1,
+            max_size=self.settings.pool_size,
+            init=_set_codecs,
+            reset=_keep_session,
         )
         self._on_open(url, self._embedded is not None)
         return pool
@@ -143,6 +147,11 @@ def _connect_arguments(url: URL) -> dict[str, Any]:
     if query:
         arguments["server_settings"] = {key: str(value) for key, value in query.items()}
     return {key: value for key, value in arguments.items() if value is not None}
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset on release (``RESET ALL``, ``UNLISTEN *``...): a second round trip per
+    call, and nothing to undo, since the layer never changes session state or opens a transaction."""
 
 
 async def _set_codecs(connection: asyncpg.Connection) -> None:
