@@ -19,7 +19,7 @@ from chainlit.user import PersistedUser, User
 from sqlalchemy import Executable
 from sqlalchemy.engine import URL
 
-from . import convert, queries, served
+from . import convert, queries, read_queries, served
 from .config import Settings
 from .database import Database, Row
 from .storage import ElementStorage, LocalStorage, PresigningStorage, describe, object_key, storage_for
@@ -238,8 +238,9 @@ class OpenRAGDataLayer(BaseDataLayer):
         await self._delete_objects([row["objectKey"] for row in rows])
 
     async def get_favorite_steps(self, user_id: str) -> list[StepDict]:
-        rows = await self._fetch(queries.favorite_steps(), {"userId": user_id})
-        return [convert.step_from_row(row) for row in rows]
+        rows = await self._fetch(read_queries.favorite_steps(), {"userId": user_id})
+        steps: list[StepDict] = rows[0]["steps"]
+        return steps
 
     # --- threads -------------------------------------------------------------------------------
 
@@ -253,20 +254,16 @@ class OpenRAGDataLayer(BaseDataLayer):
         )
 
     async def _read_thread(self, thread_id: str) -> ThreadDict | None:
-        """Three queries whatever the thread's size: the thread, its steps with feedback, its elements."""
-        params = {"threadId": thread_id}
-        async with self.database.connection() as connection:
-            threads = await self.database.rows(connection, queries.thread_by_id(), params)
-            if not threads:
-                return None
-            steps = await self.database.rows(connection, queries.steps_of_thread(), params)
-            elements = await self.database.rows(connection, queries.elements_of_thread(), params)
-        owner = threads[0]["userIdentifier"]
-        urls = await asyncio.gather(*(self._element_url(row, owner) for row in elements))
+        """One query whatever the thread's size; PostgreSQL assembles the steps as StepDicts."""
+        rows = await self._execute(read_queries.thread_with_contents(), {"threadId": thread_id})
+        if not rows:
+            return None
+        thread, owner = rows[0], rows[0]["userIdentifier"]
+        urls = await asyncio.gather(*(self._element_url(row, owner) for row in thread["elements"]))
         return convert.thread_from_row(
-            threads[0],
-            convert.parents_first([convert.step_from_row(row) for row in steps]),
-            [convert.element_from_row(row, url) for row, url in zip(elements, urls, strict=True)],
+            thread,
+            convert.parents_first(thread["steps"]),
+            [convert.element_from_row(row, url) for row, url in zip(thread["elements"], urls, strict=True)],
         )
 
     async def update_thread(
@@ -287,7 +284,7 @@ class OpenRAGDataLayer(BaseDataLayer):
             "name": None if name is None else convert.clean_text(name)[:THREAD_NAME_MAX],
             "userId": user_id,
             "tags": None if tags is None else [convert.clean_text(str(tag)) for tag in tags],
-            "metadata": {} if to_set is None else to_set,  # None would bind as JSON null
+            "metadata": {} if to_set is None else to_set,  # nothing to merge (NULL would break the insert)
             "remove": to_remove,
         }
 

@@ -20,10 +20,8 @@ from sqlalchemy import (
     exists,
     func,
     literal_column,
-    null,
     or_,
     select,
-    true,
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, Insert, insert
@@ -31,6 +29,7 @@ from sqlalchemy.sql.dml import ReturningDelete, ReturningInsert
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import Text
 
+from .read_queries import THREAD_OWNER
 from .schema import UTCDateTime, element, feedback, step, thread, user
 
 MESSAGE_TYPES = ("user_message", "assistant_message")
@@ -77,10 +76,6 @@ def user_upsert() -> ReturningInsert[Any]:
 
 # --- threads -----------------------------------------------------------------------------------
 
-_THREAD_AUTHOR = (
-    select(user.c.identifier).where(user.c.id == thread.c.userId).scalar_subquery().label("userIdentifier")
-)
-
 
 @cache
 def thread_upsert() -> Insert:
@@ -98,13 +93,6 @@ def thread_upsert() -> Insert:
             "tags": _keep_unless_null(stmt, "tags"),
             "metadata": merged.op("-")(bindparam("remove", type_=ARRAY(Text))),
         },
-    )
-
-
-@cache
-def thread_by_id() -> Select[Any]:
-    return select(thread, _THREAD_AUTHOR).where(
-        thread.c.id == bindparam("threadId"), thread.c.deletedAt.is_(None)
     )
 
 
@@ -133,7 +121,7 @@ def thread_page(*, with_cursor: bool, with_search: bool, with_feedback: bool) ->
     """
     user_id: BindParameter[str] = bindparam("userId")
     stmt = (
-        select(thread, _THREAD_AUTHOR)
+        select(thread, THREAD_OWNER)
         .where(thread.c.userId == user_id, thread.c.deletedAt.is_(None))
         .order_by(thread.c.updatedAt.desc(), thread.c.id.desc())
         .limit(bindparam("limit"))
@@ -236,28 +224,6 @@ def step_upsert(with_thread: bool) -> Insert:
 
 
 @cache
-def steps_of_thread() -> Select[Any]:
-    """A thread's steps in creation order, each with its latest feedback (one query)."""
-    latest = (
-        select(
-            feedback.c.id.label("feedbackId"),
-            feedback.c.value.label("feedbackValue"),
-            feedback.c.comment.label("feedbackComment"),
-        )
-        .where(feedback.c.stepId == step.c.id)
-        .order_by(feedback.c.updatedAt.desc())
-        .limit(1)
-        .lateral("latest_feedback")
-    )
-    return (
-        select(step, latest)
-        .outerjoin(latest, true())
-        .where(step.c.threadId == bindparam("threadId"))
-        .order_by(step.c.createdAt, step.c.startTime, step.c.id)
-    )
-
-
-@cache
 def step_delete() -> Select[Any]:
     """Delete a step, its descendants, their elements and feedback; returns object keys."""
     doomed = select(step.c.id).where(step.c.id == bindparam("stepId")).cte("doomed", recursive=True)
@@ -272,19 +238,6 @@ def step_delete() -> Select[Any]:
     feedbacks = delete(feedback).where(feedback.c.stepId.in_(doomed_ids)).cte("doomed_feedback")
     steps = delete(step).where(step.c.id.in_(doomed_ids)).cte("doomed_steps")
     return select(elements.c.objectKey).where(elements.c.objectKey.is_not(None)).add_cte(feedbacks, steps)
-
-
-@cache
-def favorite_steps() -> Select[Any]:
-    return (
-        select(step, *(null().label(name) for name in ("feedbackId", "feedbackValue", "feedbackComment")))
-        .join(thread, thread.c.id == step.c.threadId)
-        .where(
-            thread.c.userId == bindparam("userId"),
-            step.c.metadata.op("@>")(cast({"favorite": True}, JSONB)),
-        )
-        .order_by(step.c.createdAt.desc())
-    )
 
 
 # --- elements ----------------------------------------------------------------------------------
@@ -315,11 +268,6 @@ def element_upsert(with_thread: bool) -> Insert:
     if with_thread:
         upsert = upsert.add_cte(_thread_touch(activity_only=False).cte("touched_thread"))
     return upsert
-
-
-@cache
-def elements_of_thread() -> Select[Any]:
-    return select(element).where(element.c.threadId == bindparam("threadId")).order_by(element.c.createdAt)
 
 
 @cache

@@ -70,6 +70,17 @@ async def test_update_thread_with_none_keeps_tags(layer: BaseDataLayer) -> None:
     assert thread is not None and thread["tags"] == ["kept"]
 
 
+async def test_update_thread_without_metadata_leaves_an_empty_object(layer: BaseDataLayer) -> None:
+    """Renaming twice, metadata never given, keeps metadata an empty object (resume reads it with .get)."""
+    thread_id = new_id()
+    await layer.update_thread(thread_id, name="first")
+
+    await layer.update_thread(thread_id, name="second")
+
+    thread = await layer.get_thread(thread_id)
+    assert thread is not None and thread["metadata"] == {}
+
+
 async def test_update_thread_metadata_adds_new_keys_and_keeps_others(layer: BaseDataLayer) -> None:
     """New metadata keys are merged in; keys not mentioned stay."""
     assert await metadata_after(layer, {"a": 1}, {"b": 2}) == {"a": 1, "b": 2}
