@@ -14,7 +14,14 @@ import pytest
 if TYPE_CHECKING:
     from chainlit_openrag_datalayer import OpenRAGDataLayer
 
-from tests.services import S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, MotoS3Server, PostgresServer
+from tests.services import (
+    S3_ACCESS_KEY,
+    S3_REGION,
+    S3_SECRET_KEY,
+    MotoS3Server,
+    PostgresServer,
+    running_postgres,
+)
 
 # Importing chainlit creates `.chainlit/` and `.files/` under CHAINLIT_APP_ROOT (default: the cwd).
 # Point it at a throwaway directory before anything imports chainlit.
@@ -74,13 +81,8 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A throwaway PostgreSQL cluster on a free loopback port for the whole session."""
-    server = PostgresServer()
-    try:
-        server.init()
-        server.start()
+    with running_postgres() as server:
         yield server
-    finally:
-        server.remove()
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,8 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +134,18 @@ class PostgresServer:
             raise RuntimeError(
                 f"{program} failed ({result.returncode}): {result.stderr}{result.stdout}\n{log}"
             )
+
+
+@contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """A new cluster, started; removed (stopped, directory deleted) on exit."""
+    server = PostgresServer()
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.remove()
 
 
 class MotoS3Server:

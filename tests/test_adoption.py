@@ -7,10 +7,8 @@ from datetime import datetime, timezone
 from uuid import uuid4
 
 import asyncpg
-import chainlit.data
 import httpx
 import pytest
-from chainlit.context import init_http_context
 from chainlit.types import Pagination, ThreadFilter
 
 from chainlit_openrag_datalayer import OpenRAGDataLayer, Settings
@@ -24,12 +22,7 @@ TABLES = ["User", "Thread", "Step", "Element", "Feedback", "chainlit_openrag_dat
 OpenLayer = Callable[[], OpenRAGDataLayer]
 
 
-@pytest.fixture(autouse=True)
-async def chainlit_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An HTTP Chainlit context, so `@queue_until_user_message` methods run at once; no global data layer."""
-    monkeypatch.setattr(chainlit.data, "_data_layer", None)
-    monkeypatch.setattr(chainlit.data, "_data_layer_initialized", True)
-    init_http_context()
+pytestmark = pytest.mark.usefixtures("chainlit_context")
 
 
 @pytest.fixture

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import chainlit.data
 import httpx
 import pytest
-from chainlit.context import init_http_context
 from chainlit.data.chainlit_data_layer import ChainlitDataLayer
 from chainlit.types import Feedback, Pagination, ThreadFilter
 
@@ -17,13 +15,7 @@ from chainlit_openrag_datalayer.migrations import upgrade_async
 from tests.legacy_data import Conversation, builtin_layer, close_builtin, write_with_builtin_layer
 from tests.services import s3_client
 
-
-@pytest.fixture(autouse=True)
-async def chainlit_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An HTTP Chainlit context, so `@queue_until_user_message` methods run at once; no global data layer."""
-    monkeypatch.setattr(chainlit.data, "_data_layer", None)
-    monkeypatch.setattr(chainlit.data, "_data_layer_initialized", True)
-    init_http_context()
+pytestmark = pytest.mark.usefixtures("chainlit_context")
 
 
 @pytest.fixture

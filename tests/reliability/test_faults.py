@@ -21,7 +21,7 @@ from tests.reliability.chat import Reference, Session, differences
 from tests.reliability.conftest import layer_settings
 from tests.reliability.faults import CuttableProxy, StalledStorage
 from tests.reliability.figures import FIGURES, FULL
-from tests.services import S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, PostgresServer
+from tests.services import S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, PostgresServer, running_postgres
 
 OUTAGE_SECONDS = 10.0 if FULL else 4.0
 SESSIONS, TURNS, PACE = (40, 40, 0.25) if FULL else (6, 16, 0.25)
@@ -31,13 +31,8 @@ RETRY_SECONDS = 60
 @pytest.fixture(scope="module")
 def own_postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL server for this module alone: these tests stop and restart it."""
-    server = PostgresServer()
-    try:
-        server.init()
-        server.start()
+    with running_postgres() as server:
         yield server
-    finally:
-        server.remove()
 
 
 @pytest.fixture

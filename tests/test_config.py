@@ -1,0 +1,88 @@
+"""Settings.from_env: OpenRAG's variable names, URL conversion, and errors that name the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chainlit_openrag_datalayer import ConfigurationError, Settings
+from chainlit_openrag_datalayer.config import parse_database_url
+
+S3 = {
+    "BUCKET_NAME": "files",
+    "APP_AWS_ACCESS_KEY": "ak",
+    "APP_AWS_SECRET_KEY": "sk",
+    "APP_AWS_REGION": "eu-west-3",
+}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "postgresql://chainlit:p%40ss%3Aw%2Frd%3F%23%25@rdb:5432/chainlit",  # percent-encoded
+        "postgresql://chainlit:p@ss:w/rd?#%@rdb:5432/chainlit",  # raw
+    ],
+)
+def test_passwords_with_url_characters_survive(raw: str) -> None:
+    """Both spellings of a password with @:/?#% give the same asyncpg URL."""
+    url = parse_database_url(raw)
+    assert (url.drivername, url.username, url.password) == ("postgresql+asyncpg", "chainlit", "p@ss:w/rd?#%")
+    assert (url.host, url.port, url.database) == ("rdb", 5432, "chainlit")
+
+
+def test_sslmode_becomes_asyncpg_ssl() -> None:
+    """libpq's sslmode is passed on as asyncpg's ssl."""
+    url = parse_database_url("postgres://u:p@db/chainlit?sslmode=require")
+    assert dict(url.query) == {"ssl": "require"}
+
+
+def test_openrag_environment_is_read() -> None:
+    """The variables an OpenRAG .env already holds configure database and S3."""
+    settings = Settings.from_env(
+        {"DATABASE_URL": "postgresql://u:p@rdb:5432/chainlit", "DEV_AWS_ENDPOINT": "http://minio:9000", **S3}
+    )
+    assert settings.s3 is not None
+    assert (settings.s3.bucket, settings.s3.region, settings.s3.endpoint_url) == (
+        "files",
+        "eu-west-3",
+        "http://minio:9000",
+    )
+    assert (settings.served_urls, settings.url_expiry_seconds) == (False, 3600)
+
+
+def test_nothing_set_means_the_development_defaults() -> None:
+    """No DATABASE_URL: embedded PostgreSQL; no bucket: local folder with served URLs."""
+    settings = Settings.from_env({})
+    assert settings.database_url is None and settings.s3 is None and settings.served_urls
+    assert settings.embedded_dir == Path(".chainlit/pgdata").absolute()
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"DATABASE_URL": "mysql://u@h/db"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql://u@h:port/db"}, "DATABASE_URL"),
+        ({"BUCKET_NAME": "b", "APP_AWS_ACCESS_KEY": "ak"}, "APP_AWS_SECRET_KEY"),
+        ({"APP_AWS_ACCESS_KEY": "ak", "APP_AWS_SECRET_KEY": "sk"}, "BUCKET_NAME"),
+        ({"DEV_AWS_ENDPOINT": "http://minio:9000"}, "BUCKET_NAME"),
+        ({"STORAGE_EXPIRY_TIME": "soon"}, "STORAGE_EXPIRY_TIME"),
+        ({"STORAGE_EXPIRY_TIME": "0"}, "STORAGE_EXPIRY_TIME"),
+        ({"STORAGE_URL_MODE": "presigned"}, "BUCKET_NAME"),
+        ({"STORAGE_URL_MODE": "cdn", **S3}, "STORAGE_URL_MODE"),
+        ({"DATABASE_POOL_SIZE": "0"}, "DATABASE_POOL_SIZE"),
+        ({"DATABASE_AUTO_MIGRATE": "perhaps"}, "DATABASE_AUTO_MIGRATE"),
+    ],
+)
+def test_bad_settings_fail_naming_the_variable(environ: dict[str, str], named: str) -> None:
+    """A missing, malformed or contradictory setting stops the start with the variable's name."""
+    with pytest.raises(ConfigurationError, match=named):
+        Settings.from_env(environ)
+
+
+def test_redacted_keys_are_configurable() -> None:
+    """REDACT_METADATA_KEYS replaces the default list, case-insensitively."""
+    assert Settings.from_env({"REDACT_METADATA_KEYS": "Api_Key, session"}).redact_keys == {
+        "api_key",
+        "session",
+    }
