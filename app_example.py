@@ -26,6 +26,9 @@ from chainlit.types import ThreadDict
 
 from chainlit_openrag_datalayer import OpenRAGDataLayer
 
+# Chainlit leaves cl.user_session.get/set and Message.send unannotated, hence the
+# `type: ignore[no-untyped-call]` on those calls (mypy runs in strict mode).
+
 USERS = {"alice": "alice-password", "bob": "bob-password"}  # development accounts, see the README
 DETAILED, BRIEF = "Detailed", "Brief"
 TOKEN_DELAY_SECONDS = 0.02
@@ -104,7 +107,7 @@ async def chat_profiles(user: cl.User | None) -> list[cl.ChatProfile]:
 
 @cl.on_chat_start
 async def start() -> None:
-    cl.user_session.set("history", [])
+    cl.user_session.set("history", [])  # type: ignore[no-untyped-call]
 
 
 @cl.on_chat_resume
@@ -116,12 +119,12 @@ async def resume(thread: ThreadDict) -> None:
         for step in thread["steps"]
         if step["type"] in roles
     ]
-    cl.user_session.set("history", history)
+    cl.user_session.set("history", history)  # type: ignore[no-untyped-call]
 
 
 @cl.on_message
 async def answer(message: cl.Message) -> None:
-    history: list[dict[str, str]] = cl.user_session.get("history") or []
+    history: list[dict[str, str]] = cl.user_session.get("history") or []  # type: ignore[no-untyped-call]
     history.append({"role": "user", "content": message.content})
     uploads = [element for element in message.elements if element.path]
 
@@ -130,18 +133,23 @@ async def answer(message: cl.Message) -> None:
         passages = retrieve(message.content)
         step.output = "\n".join(f"- {title} (score {score:.2f})" for title, score in passages)
 
-    reply = cl.Message(content="")
+    best_title = passages[0][0]
+    # The sources go out with the message when it is sent, once streaming is done.
+    reply = cl.Message(
+        content="",
+        elements=[
+            cl.Text(name=f"Source: {best_title}", content=CORPUS[best_title], display="inline"),
+            cl.Image(
+                name="relevance.png", content=relevance_chart(passages), mime="image/png", display="inline"
+            ),
+        ],
+    )
     for token in re.findall(r"\S+\s*", compose(message.content, passages, uploads, len(history))):
         await reply.stream_token(token)
         await asyncio.sleep(TOKEN_DELAY_SECONDS)
-    best_title = passages[0][0]
-    reply.elements = [
-        cl.Text(name=f"Source: {best_title}", content=CORPUS[best_title], display="inline"),
-        cl.Image(name="relevance.png", content=relevance_chart(passages), mime="image/png", display="inline"),
-    ]
-    await reply.send()
+    await reply.send()  # type: ignore[no-untyped-call]
     history.append({"role": "assistant", "content": reply.content})
-    cl.user_session.set("history", history)
+    cl.user_session.set("history", history)  # type: ignore[no-untyped-call]
 
 
 def retrieve(question: str, limit: int = 3) -> list[tuple[str, float]]:
@@ -162,7 +170,7 @@ def _keywords(text: str) -> set[str]:
 
 def compose(question: str, passages: list[tuple[str, float]], uploads: list[cl.Element], turn: int) -> str:
     """The local stand-in for a model: quote the best passages, mention the attached files."""
-    brief = cl.user_session.get("chat_profile") == BRIEF
+    brief = cl.user_session.get("chat_profile") == BRIEF  # type: ignore[no-untyped-call]
     relevant = [p for p in passages if p[1] > 0 and p[1] >= passages[0][1] / 2]
     chosen = passages[:1] if brief or not relevant else relevant
     lines = [f"Here is what the knowledge base says about \u201c{question.strip()[:80]}\u201d:"]

@@ -24,7 +24,7 @@ async def websocket_session() -> AsyncIterator[WebsocketSession]:
         id=new_id(), socket_id=new_id(), emit=ignore, emit_call=ignore, user_env={}, client_type="webapp"
     )
     yield session
-    await session.delete()
+    await session.delete()  # type: ignore[no-untyped-call]  # Chainlit leaves it unannotated
 
 
 async def shared_thread(layer: OpenRAGDataLayer) -> str:

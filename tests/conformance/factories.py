@@ -90,7 +90,7 @@ def full_step_dict(
     thread_id: str, *, step_id: str | None = None, show_input: bool | str = "json"
 ) -> StepDict:
     """A step with every StepDict field Chainlit can send set to a non-default value."""
-    newer_options = {"icon": "search", "default_open": True, "auto_collapse": True}
+    newer_options: dict[str, Any] = {"icon": "search", "default_open": True, "auto_collapse": True}
     accepted = inspect.signature(cl.Step).parameters  # older Chainlit releases lack some options
     step = cl.Step(
         name="retrieve documents",

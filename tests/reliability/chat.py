@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Coroutine
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -52,12 +52,16 @@ class Session:
         self.rng = rng
         self.file_rate = file_rate
         self.reference = Reference(thread_id=new_id(), user_id=user_id)
-        self.tasks: list[asyncio.Task[Any]] = []
+        self.tasks: list[asyncio.Future[Any]] = []
         self.writes = 0
 
-    def fire(self, write: Coroutine[Any, Any, Any]) -> None:
-        """An unawaited write, as `asyncio.create_task(data_layer.create_step(...))` in Chainlit."""
-        self.tasks.append(asyncio.create_task(write))
+    def fire(self, write: Awaitable[Any]) -> None:
+        """An unawaited write, as `asyncio.create_task(data_layer.create_step(...))` in Chainlit.
+
+        The layer's write methods are typed as returning an `Awaitable`; `ensure_future` wraps the
+        coroutine they return in a task exactly as `create_task` does.
+        """
+        self.tasks.append(asyncio.ensure_future(write))
         self.writes += 1
 
     async def jitter(self) -> None:

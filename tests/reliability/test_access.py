@@ -13,7 +13,7 @@ import pytest
 from chainlit.auth import create_jwt
 from chainlit.config import config
 from chainlit.types import Feedback, Pagination, ThreadFilter
-from chainlit.user import User
+from chainlit.user import PersistedUser, User
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -30,7 +30,7 @@ from tests.reliability.test_bad_input import raw_step
 PLAIN = st.text(st.characters(exclude_characters="\x00"))
 
 
-async def new_user(layer: OpenRAGDataLayer) -> User:
+async def new_user(layer: OpenRAGDataLayer) -> PersistedUser:
     user = await layer.create_user(User(identifier=f"user-{fresh_id()}"))
     assert user is not None
     return user
@@ -42,7 +42,7 @@ async def new_thread(layer: OpenRAGDataLayer, user_id: str, name: str) -> str:
     await layer.update_thread(thread_id, name=name, user_id=user_id)
     await layer.create_step(raw_step(thread_id, fresh_id(), type="user_message", output=f"{name} question"))
     await layer.create_step(raw_step(thread_id, answer, type="assistant_message", output=f"{name} answer"))
-    await layer.upsert_feedback(Feedback(forId=answer, value=len(name) % 2, comment=None))
+    await layer.upsert_feedback(Feedback(forId=answer, value=1 if len(name) % 2 else 0, comment=None))
     return thread_id
 
 

@@ -9,10 +9,9 @@ import random
 
 import pytest
 from chainlit.types import Pagination, ThreadFilter
-from chainlit.user import User
 
 from chainlit_openrag_datalayer import OpenRAGDataLayer
-from tests.conformance.factories import new_id
+from tests.conformance.factories import create_user
 from tests.reliability.chat import Reference, Session, differences
 from tests.reliability.conftest import LayerFactory
 from tests.reliability.figures import FIGURES, FULL
@@ -54,9 +53,7 @@ async def test_racing_sessions_store_exactly_what_chainlit_sent(
     rng = random.Random(seed)
     caplog.set_level(logging.WARNING)
     layer = await make_layer(pool_size=rng.choice([1, 2, 3]))
-    users = [
-        await layer.create_user(User(identifier=f"user-{new_id()}")) for _ in range(max(1, SESSIONS // 4))
-    ]
+    users = [await create_user(layer) for _ in range(max(1, SESSIONS // 4))]
     sessions = [Session(layer, rng.choice(users).id, random.Random(rng.random())) for _ in range(SESSIONS)]
     readers = [
         asyncio.create_task(read_while_writing(layer, sessions, random.Random(seed + i))) for i in range(3)

@@ -184,7 +184,7 @@ async def test_writes_past_max_pending_are_refused_loudly(
     layer = OpenRAGDataLayer(layer_settings(database_url, tmp_path, max_pending_writes=5), storage)
     elements = [text_element(new_id(), None, content=f"file {i}") for i in range(8)]
     try:
-        tasks = [asyncio.create_task(layer.create_element(element)) for element in elements]
+        tasks = [asyncio.ensure_future(layer.create_element(element)) for element in elements]
         await asyncio.sleep(0.2)
         storage.resume()
         results = await asyncio.gather(*tasks, return_exceptions=True)

@@ -48,8 +48,8 @@ async def database_text(database_url: str) -> str:
 def secret_element(thread_id: str, **fields: Any) -> Any:
     element = text_element(thread_id, None, content="file")
     element.url = f"https://files.example/doc?token={SECRET}&api_key={SECRET}&page=2"
-    element.props = {"secret": SECRET, "kept": "visible"}
-    for name, value in fields.items():
+    # Text declares no props; Chainlit's Element.to_dict reads it with getattr, so set it the same way.
+    for name, value in {"props": {"secret": SECRET, "kept": "visible"}, **fields}.items():
         setattr(element, name, value)
     return element
 
