@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +24,6 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from . import convert, migrations
 from .config import Settings
 from .embedded import EmbeddedPostgres
-
-logger = logging.getLogger(__name__)
 
 OnOpen = Callable[[URL, bool], None]
 Row = Mapping[str, Any]  # an asyncpg.Record
@@ -103,23 +99,13 @@ class Database:
             self._compiled[id(statement)] = cached
         return cached[1]
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection for several statements in a row."""
-        async with (await self.pool()).acquire() as connection:
-            yield connection
-
     async def execute(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Row]:
-        """Run one statement on a pooled connection; one round trip."""
-        async with self.connection() as connection:
-            return await self.rows(connection, statement, params)
-
-    async def rows(
-        self, connection: asyncpg.Connection, statement: Executable, params: Mapping[str, Any]
-    ) -> Sequence[Row]:
+        """Run one statement on a pooled connection: one round trip."""
         compiled = self.compiled(statement)
+        arguments = compiled.arguments(params)
         self.statements_sent += 1
-        rows: Sequence[Row] = await connection.fetch(compiled.sql, *compiled.arguments(params))
+        async with (await self.pool()).acquire() as connection:
+            rows: Sequence[Row] = await connection.fetch(compiled.sql, *arguments)
         return rows
 
     async def close(self) -> None:
