@@ -55,7 +55,7 @@ def queued_until_user_message(method: Callable[P, Awaitable[T]]) -> Callable[P, 
 class OpenRAGDataLayer(BaseDataLayer):
     """Chainlit data layer on PostgreSQL (SQLAlchemy Core + asyncpg) and S3 (aioboto3).
 
-    The engine and the storage client open on first use, so the ``@cl.data_layer`` factory stays
+    The connection pool and the storage client open on first use, so the ``@cl.data_layer`` factory stays
     synchronous and cheap. Without ``DATABASE_URL`` it runs an embedded PostgreSQL, and without
     ``BUCKET_NAME`` it keeps files in a local folder served by the app itself.
     """

@@ -35,6 +35,7 @@ _TRANSIENT_ASYNCPG = (
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # "got result for unknown protocol state": a connection cut mid-reply
 )
 # Not OSError as a whole: a missing file (FileNotFoundError) will not appear by retrying.
 _TRANSIENT_IO = (
