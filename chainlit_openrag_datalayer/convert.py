@@ -24,7 +24,7 @@ from uuid import UUID
 
 from chainlit.element import ElementDict
 from chainlit.step import StepDict
-from chainlit.types import ThreadDict
+from chainlit.types import FeedbackDict, ThreadDict
 from chainlit.user import PersistedUser
 
 MAX_JSON_DEPTH = 64
@@ -161,6 +161,11 @@ def json_object(value: object) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {"value": value}
 
 
+def loads(text: str) -> Any:
+    """The JSON columns' decoder; most ``extra`` and many ``metadata`` values are the empty object."""
+    return {} if text == "{}" else json.loads(text)
+
+
 def dumps(value: Any) -> str:
     """The engine's JSON serializer: sanitises, then refuses NaN like jsonb does."""
     return json.dumps(json_safe(value), ensure_ascii=False, allow_nan=False)
@@ -194,11 +199,15 @@ def parse_timestamp(value: object) -> datetime | None:
 def iso_utc(value: datetime) -> str:
     """ISO-8601 in UTC ending with ``Z``, as Chainlit writes it (naive values are taken as UTC)."""
     if value.tzinfo is timezone.utc:  # what asyncpg returns for timestamptz: the hot path of get_thread
-        return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+        return value.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" -> "Z"
     utc = parse_timestamp(value)
     if utc is None:  # outside the years 1-9999 once in UTC: keep the local form
         return value.isoformat(timespec="microseconds")
     return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def optional_iso(value: datetime | None) -> str | None:
+    return None if value is None else iso_utc(value)
 
 
 REDACTED = "[redacted]"
@@ -255,6 +264,14 @@ def show_input_to_text(value: object) -> str | None:
     return str(value) if isinstance(value, bool) else clean_text(str(value))
 
 
+def show_input_from_text(value: str | None) -> bool | str | None:
+    if value in ("True", "true"):
+        return True
+    if value in ("False", "false"):
+        return False
+    return value
+
+
 def step_params(step: Mapping[str, Any], redact_keys: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Bind parameters for the step upsert: every column, None meaning "keep what is stored"."""
     params: dict[str, Any] = {column: None for column in _STEP_COLUMNS.values()}
@@ -285,6 +302,42 @@ def step_params(step: Mapping[str, Any], redact_keys: frozenset[str] = frozenset
         activity=created,
     )
     return params
+
+
+def step_from_row(row: Row) -> StepDict:
+    """A StepDict with every stored key, the unknown ones included."""
+    step: dict[str, Any] = dict(row["extra"] or {})
+    for key, column in _STEP_COLUMNS.items():
+        if row[column] is not None:
+            step[key] = row[column]
+    step.update(
+        id=row["id"],
+        threadId=row["threadId"] or "",
+        parentId=row["parentId"],
+        name=row["name"] or "",
+        type=row["type"],
+        input=row["input"] or "",
+        output=row["output"] or "",
+        metadata=row["metadata"] or {},
+        isError=bool(row["isError"]),
+        showInput=show_input_from_text(row["showInput"]),
+        createdAt=optional_iso(row["createdAt"]),
+        start=optional_iso(row["startTime"]),
+        end=optional_iso(row["endTime"]),
+        feedback=feedback_from_row(row),
+    )
+    return cast(StepDict, step)
+
+
+def feedback_from_row(row: Row) -> FeedbackDict | None:
+    if row.get("feedbackId") is None:
+        return None
+    return FeedbackDict(
+        forId=row["id"],
+        id=row["feedbackId"],
+        value=1 if row["feedbackValue"] >= 0.5 else 0,
+        comment=row["feedbackComment"],
+    )
 
 
 def parents_first(steps: Sequence[StepDict]) -> list[StepDict]:

@@ -239,8 +239,7 @@ class OpenRAGDataLayer(BaseDataLayer):
 
     async def get_favorite_steps(self, user_id: str) -> list[StepDict]:
         rows = await self._fetch(read_queries.favorite_steps(), {"userId": user_id})
-        steps: list[StepDict] = rows[0]["steps"]
-        return steps
+        return [convert.step_from_row(row) for row in rows]
 
     # --- threads -------------------------------------------------------------------------------
 
@@ -254,15 +253,20 @@ class OpenRAGDataLayer(BaseDataLayer):
         )
 
     async def _read_thread(self, thread_id: str) -> ThreadDict | None:
-        """One query whatever the thread's size; PostgreSQL assembles the steps as StepDicts."""
-        rows = await self._execute(read_queries.thread_with_contents(), {"threadId": thread_id})
-        if not rows:
+        """Two queries whatever the thread's size, run side by side on two pooled connections:
+        the thread with its elements, and its steps."""
+        params = {"threadId": thread_id}
+        threads, steps = await asyncio.gather(
+            self._execute(read_queries.thread_with_elements(), params),
+            self._execute(read_queries.steps_of_thread(), params),
+        )
+        if not threads:
             return None
-        thread, owner = rows[0], rows[0]["userIdentifier"]
+        thread, owner = threads[0], threads[0]["userIdentifier"]
         urls = await asyncio.gather(*(self._element_url(row, owner) for row in thread["elements"]))
         return convert.thread_from_row(
             thread,
-            convert.parents_first(thread["steps"]),
+            convert.parents_first([convert.step_from_row(row) for row in steps]),
             [convert.element_from_row(row, url) for row, url in zip(thread["elements"], urls, strict=True)],
         )
 

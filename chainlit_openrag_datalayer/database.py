@@ -9,7 +9,6 @@ SQLAlchemy's async engine and ~230 µs as the same SQL on asyncpg: the per-call 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -143,4 +142,6 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 async def _set_codecs(connection: asyncpg.Connection) -> None:
     """JSON columns in and out as Python values, made storable by ``convert.dumps``."""
     for name in ("json", "jsonb"):
-        await connection.set_type_codec(name, encoder=convert.dumps, decoder=json.loads, schema="pg_catalog")
+        await connection.set_type_codec(
+            name, encoder=convert.dumps, decoder=convert.loads, schema="pg_catalog"
+        )
