@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from chainlit_openrag_datalayer import OpenRAGDataLayer, SchemaOutOfDateError, Settings
 from chainlit_openrag_datalayer.migrations import UPGRADE_COMMAND, head_revision, upgrade_async
+from tests.services import free_port
 
 
 async def test_layer_on_an_empty_database_asks_for_upgrade(database_url: str) -> None:
@@ -34,3 +37,19 @@ async def test_auto_migrate_brings_the_database_to_head(database_url: str) -> No
     )
     assert await layer.get_user("anyone") is None
     await layer.close()
+
+
+async def test_unreachable_database_fails_instead_of_falling_back(tmp_path: Path) -> None:
+    """A configured PostgreSQL that does not answer is an error; the embedded default never starts."""
+    embedded_dir = tmp_path / "pgdata"
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/chainlit",
+            "EMBEDDED_POSTGRES_DIR": str(embedded_dir),
+        }
+    )
+    layer = OpenRAGDataLayer(settings)
+    with pytest.raises(OSError):
+        await layer.get_user("anyone")
+    await layer.close()
+    assert not embedded_dir.exists()
