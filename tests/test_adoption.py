@@ -7,13 +7,13 @@ from datetime import datetime, timezone
 from uuid import uuid4
 
 import asyncpg
-import httpx
 import pytest
 from chainlit.types import Pagination, ThreadFilter
 
 from chainlit_openrag_datalayer import OpenRAGDataLayer, Settings
 from chainlit_openrag_datalayer.errors import SchemaConflictError
 from chainlit_openrag_datalayer.migrations import upgrade_async
+from tests.conformance.objects import fetch as fetch_url
 from tests.legacy_data import Conversation, write_openrag_init_conversation, write_prisma_conversation
 from tests.openrag_init_schema import create_openrag_init_schema
 from tests.prisma_schema import create_prisma_schema
@@ -86,14 +86,6 @@ async def schema_of(database_url: str) -> dict[str, list[tuple[object, ...]]]:
             (("columns", columns), ("indexes", indexes), ("constraints", constraints))}  # fmt: skip
 
 
-async def file_behind(url: str | None) -> bytes:
-    assert url
-    async with httpx.AsyncClient() as client:
-        response = await client.get(url)
-    response.raise_for_status()
-    return response.content
-
-
 # --- Prisma (chainlit-datalayer) ----------------------------------------------------------------------------
 
 
@@ -137,7 +129,7 @@ async def test_adopted_prisma_element_keeps_its_object_key_and_file(
         prisma_talk.element_id, prisma_talk.object_key, prisma_talk.answer_id,
     )  # fmt: skip
     assert element["type"] == "text"
-    assert await file_behind(element["url"]) == prisma_talk.file_content
+    assert await fetch_url(element["url"]) == prisma_talk.file_content
 
 
 async def test_adopted_prisma_feedback_is_found_through_its_thread(
@@ -253,7 +245,7 @@ async def test_adopted_openrag_init_element_and_feedback_are_kept(
     assert thread is not None
     [element] = thread["elements"] or []
     assert element["objectKey"] == openrag_talk.object_key
-    assert await file_behind(element["url"]) == openrag_talk.file_content
+    assert await fetch_url(element["url"]) == openrag_talk.file_content
     feedback = thread["steps"][1].get("feedback")
     assert feedback is not None and feedback["id"] == openrag_talk.feedback_id
 

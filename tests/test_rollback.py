@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from chainlit.data.chainlit_data_layer import ChainlitDataLayer
 from chainlit.types import Feedback, Pagination, ThreadFilter
 
 from chainlit_openrag_datalayer import OpenRAGDataLayer, Settings
 from chainlit_openrag_datalayer.migrations import upgrade_async
+from tests.conformance.objects import fetch
 from tests.legacy_data import Conversation, builtin_layer, close_builtin, write_with_builtin_layer
 from tests.services import s3_client
 
@@ -40,14 +40,6 @@ async def theirs(
     layer = builtin_layer(database_url, s3_server, bucket_name)
     yield layer
     await close_builtin(layer)
-
-
-async def file_behind(url: str | None) -> bytes:
-    assert url
-    async with httpx.AsyncClient() as client:
-        response = await client.get(url)
-    response.raise_for_status()
-    return response.content
 
 
 # --- written by ours, read by theirs ------------------------------------------------------------------------
@@ -95,7 +87,7 @@ async def test_builtin_layer_serves_our_element_file(
     assert thread is not None
     [element] = thread["elements"] or []
     assert (element["objectKey"], element["type"]) == (our_talk.object_key, "text")
-    assert await file_behind(element["url"]) == our_talk.file_content
+    assert await fetch(element["url"]) == our_talk.file_content
 
 
 async def test_builtin_layer_gets_our_element_by_id(
@@ -152,7 +144,7 @@ async def test_our_layer_serves_their_element_file(their_talk: Conversation, our
     assert thread is not None
     [element] = thread["elements"] or []
     assert element["objectKey"] == their_talk.object_key
-    assert await file_behind(element["url"]) == their_talk.file_content
+    assert await fetch(element["url"]) == their_talk.file_content
 
 
 async def test_our_layer_lists_their_thread(their_talk: Conversation, ours: OpenRAGDataLayer) -> None:
