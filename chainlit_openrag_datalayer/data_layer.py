@@ -19,7 +19,7 @@ from chainlit.user import PersistedUser, User
 from sqlalchemy import Executable
 from sqlalchemy.engine import URL
 
-from . import convert, queries, read_queries, served
+from . import convert, normalise, queries, read_queries, served
 from .config import Settings
 from .database import Database, Row
 from .storage import ElementStorage, LocalStorage, PresigningStorage, describe, object_key, storage_for
@@ -114,8 +114,8 @@ class OpenRAGDataLayer(BaseDataLayer):
 
     async def create_user(self, user: User) -> PersistedUser | None:
         params = {
-            "identifier": convert.clean_text(user.identifier),
-            "metadata": convert.redact(convert.json_object(user.metadata), self.settings.redact_keys),
+            "identifier": normalise.clean_text(user.identifier),
+            "metadata": normalise.redact(normalise.json_object(user.metadata), self.settings.redact_keys),
         }
         rows = await self._fetch(queries.user_upsert(), params)
         return convert.user_from_row(rows[0])
@@ -127,7 +127,7 @@ class OpenRAGDataLayer(BaseDataLayer):
             "id": feedback.id,
             "stepId": feedback.forId,
             "value": float(feedback.value),
-            "comment": convert.optional_text(feedback.comment),
+            "comment": normalise.optional_text(feedback.comment),
         }
         rows = await self._fetch(queries.feedback_upsert(), params)
         return str(rows[0]["id"])
@@ -285,9 +285,9 @@ class OpenRAGDataLayer(BaseDataLayer):
             to_remove = [k for k in to_remove if k not in SHARING_KEYS]
         params = {
             "id": thread_id,
-            "name": None if name is None else convert.clean_text(name)[:THREAD_NAME_MAX],
+            "name": None if name is None else normalise.clean_text(name)[:THREAD_NAME_MAX],
             "userId": user_id,
-            "tags": None if tags is None else [convert.clean_text(str(tag)) for tag in tags],
+            "tags": None if tags is None else [normalise.clean_text(str(tag)) for tag in tags],
             "metadata": {} if to_set is None else to_set,  # nothing to merge (NULL would break the insert)
             "remove": to_remove,
         }
@@ -326,7 +326,7 @@ class OpenRAGDataLayer(BaseDataLayer):
         if pagination.cursor:
             params["cursor"] = pagination.cursor
         if filters.search:
-            params["pattern"] = queries.escape_like(convert.clean_text(filters.search))
+            params["pattern"] = queries.escape_like(normalise.clean_text(filters.search))
         if filters.feedback is not None:
             params["feedback"] = float(filters.feedback)
         rows = await self._fetch(statement, params)
@@ -372,7 +372,7 @@ def _element_source(element: Element) -> bytes | Path | None:
         return Path(element.path)
     content = element.content
     if isinstance(content, str):
-        return convert.clean_text(content).encode("utf-8")
+        return normalise.clean_text(content).encode("utf-8")
     return bytes(content) if content else None
 
 

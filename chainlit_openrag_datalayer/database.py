@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from . import convert, migrations
+from . import migrations, normalise
 from .config import Settings
 from .embedded import EmbeddedPostgres
 
@@ -48,7 +48,7 @@ class CompiledStatement:
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         """Positional values; every string made storable (ids come straight from clients)."""
         values = (params[name] if name in params else self.constants[name] for name in self.names)
-        return [convert.clean_text(value) if isinstance(value, str) else value for value in values]
+        return [normalise.clean_text(value) if isinstance(value, str) else value for value in values]
 
 
 class Database:
@@ -140,8 +140,8 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 
 
 async def _set_codecs(connection: asyncpg.Connection) -> None:
-    """JSON columns in and out as Python values, made storable by ``convert.dumps``."""
+    """JSON columns in and out as Python values, made storable by ``normalise.dumps``."""
     for name in ("json", "jsonb"):
         await connection.set_type_codec(
-            name, encoder=convert.dumps, decoder=convert.loads, schema="pg_catalog"
+            name, encoder=normalise.dumps, decoder=normalise.loads, schema="pg_catalog"
         )
