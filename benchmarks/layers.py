@@ -21,10 +21,11 @@ from chainlit.data.storage_clients.s3 import S3StorageClient
 
 from chainlit_openrag_datalayer import OpenRAGDataLayer, Settings
 from chainlit_openrag_datalayer.migrations import upgrade_async
+from tests.services import s3_environ
 
 from . import dataset as ds
 from .schemas import create_prisma_schema, create_sqlalchemy_schema
-from .services import s3_credentials, s3_environ
+from .services import s3_credentials
 
 LABELS = {
     "openrag": "this package",

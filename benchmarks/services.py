@@ -13,7 +13,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from tests.services import LOOPBACK, S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, PostgresServer, free_port
+from tests.services import (
+    LOOPBACK,
+    S3_ACCESS_KEY,
+    S3_REGION,
+    S3_SECRET_KEY,
+    PostgresServer,
+    free_port,
+)
 
 # Appended to the throwaway cluster's postgresql.conf (fsync is already off): room for the bulk load.
 POSTGRES_SETTINGS = {
@@ -77,15 +84,4 @@ def s3_credentials(endpoint_url: str) -> dict[str, str]:
         "region_name": S3_REGION,
         "aws_access_key_id": S3_ACCESS_KEY,
         "aws_secret_access_key": S3_SECRET_KEY,
-    }
-
-
-def s3_environ(endpoint_url: str, bucket: str) -> dict[str, str]:
-    """This package's S3 variables (``Settings.from_env``) for the moto server."""
-    return {
-        "BUCKET_NAME": bucket,
-        "APP_AWS_ACCESS_KEY": S3_ACCESS_KEY,
-        "APP_AWS_SECRET_KEY": S3_SECRET_KEY,
-        "APP_AWS_REGION": S3_REGION,
-        "DEV_AWS_ENDPOINT": endpoint_url,
     }

@@ -14,10 +14,8 @@ import pytest
 if TYPE_CHECKING:
     from chainlit_openrag_datalayer import OpenRAGDataLayer
 
+from tests import services
 from tests.services import (
-    S3_ACCESS_KEY,
-    S3_REGION,
-    S3_SECRET_KEY,
     MotoS3Server,
     PostgresServer,
     running_postgres,
@@ -115,13 +113,7 @@ def bucket_name() -> str:
 @pytest.fixture
 def s3_environ(s3_server: str, bucket_name: str) -> dict[str, str]:
     """The S3 variables of Settings.from_env, pointing at the moto server and this test's bucket."""
-    return {
-        "BUCKET_NAME": bucket_name,
-        "APP_AWS_ACCESS_KEY": S3_ACCESS_KEY,
-        "APP_AWS_SECRET_KEY": S3_SECRET_KEY,
-        "APP_AWS_REGION": S3_REGION,
-        "DEV_AWS_ENDPOINT": s3_server,
-    }
+    return services.s3_environ(s3_server, bucket_name)
 
 
 @pytest.fixture

@@ -164,6 +164,17 @@ class MotoS3Server:
         self._server.stop()
 
 
+def s3_environ(endpoint_url: str, bucket: str) -> dict[str, str]:
+    """This package's S3 variables (``Settings.from_env``) for a moto server and a bucket."""
+    return {
+        "BUCKET_NAME": bucket,
+        "APP_AWS_ACCESS_KEY": S3_ACCESS_KEY,
+        "APP_AWS_SECRET_KEY": S3_SECRET_KEY,
+        "APP_AWS_REGION": S3_REGION,
+        "DEV_AWS_ENDPOINT": endpoint_url,
+    }
+
+
 def s3_client(endpoint_url: str) -> Any:
     """A boto3 S3 client for the moto server with the test credentials; the caller closes it."""
     return boto3.client(

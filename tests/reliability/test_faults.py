@@ -86,6 +86,13 @@ def errors_in(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage()[:300] for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+def assert_nothing_lost(problems: list[str], caplog: pytest.LogCaptureFixture) -> None:
+    """Count lost writes for the figures, then require none, and no ERROR logged."""
+    FIGURES.lost_writes += sum(" lost" in problem for problem in problems)
+    assert not problems, problems[:10]
+    assert not errors_in(caplog)
+
+
 async def test_writes_during_a_postgres_restart_are_all_stored(
     own_postgres: PostgresServer, own_database: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -104,9 +111,7 @@ async def test_writes_during_a_postgres_restart_are_all_stored(
         problems = [problem for ref in references for problem in await differences(layer, ref)]
     finally:
         await layer.close()
-    FIGURES.lost_writes += sum(" lost" in problem for problem in problems)
-    assert not problems, problems[:10]
-    assert not errors_in(caplog)
+    assert_nothing_lost(problems, caplog)
 
 
 async def test_update_thread_does_not_block_the_chat_during_an_outage(
@@ -170,9 +175,7 @@ async def test_element_writes_during_an_s3_outage_are_all_stored(
         problems = [problem for ref in references for problem in await differences(layer, ref)]
     finally:
         await layer.close()
-    FIGURES.lost_writes += sum(" lost" in problem for problem in problems)
-    assert not problems, problems[:10]
-    assert not errors_in(caplog)
+    assert_nothing_lost(problems, caplog)
 
 
 async def test_writes_past_max_pending_are_refused_loudly(
