@@ -1,4 +1,4 @@
-"""The built wheel carries what an install needs: the migrations, py.typed, and a working CLI."""
+"""The built wheel carries what an install needs: the migrations, py.typed, the licence, and a working CLI."""
 
 from __future__ import annotations
 
@@ -6,11 +6,19 @@ import os
 import subprocess
 import sys
 import zipfile
+from email.parser import Parser
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
+# The MIT licence's grant and disclaimer (https://spdx.org/licenses/MIT.html), whitespace folded.
+MIT_GRANT = (
+    "Permission is hereby granted, free of charge, to any person obtaining a copy of this software and "
+    'associated documentation files (the "Software"), to deal in the Software without restriction,'
+)
+MIT_DISCLAIMER = 'THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED,'
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +71,19 @@ def test_wheel_contains_migrations_and_py_typed(unpacked_wheel: Path) -> None:
     ]
     assert [name for name in expected if not (package / name).is_file()] == []
     assert len(list((package / "migrations" / "versions").glob("0*.py"))) >= 2
+
+
+def test_wheel_ships_the_mit_licence_it_declares(unpacked_wheel: Path) -> None:
+    """pyproject says MIT; the wheel's metadata says so and carries the MIT text with our copyright line."""
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]
+    [dist_info] = unpacked_wheel.glob("chainlit_openrag_datalayer-*.dist-info")
+    metadata = Parser().parsestr((dist_info / "METADATA").read_text())
+    assert (declared, metadata["License-Expression"], metadata["License-File"]) == ("MIT", "MIT", "LICENSE")
+    text = " ".join((dist_info / "licenses" / "LICENSE").read_text().split())
+    assert text.startswith("MIT License Copyright (c) ")
+    assert "chainlit-openrag-datalayer contributors" in text
+    assert MIT_GRANT in text and MIT_DISCLAIMER in text
+    assert (dist_info / "licenses" / "LICENSE").read_text() == (ROOT / "LICENSE").read_text()
 
 
 def test_upgrade_from_the_wheel_migrates_an_empty_database(unpacked_wheel: Path, database_url: str) -> None:
