@@ -163,7 +163,7 @@ class OpenRAGDataLayer(BaseDataLayer):
         return convert.element_from_row(rows[0], await self._element_url(rows[0], rows[0]["userIdentifier"]))
 
     async def _element_url(self, row: convert.Row, owner: str | None) -> str | None:
-        """Signed at read time, never stored: a served URL bound to the owner, or an S3 one."""
+        """Signed at read time, never stored: a served URL bound to the owner and thread, or an S3 one."""
         key = row["objectKey"]
         if not key:
             url: str | None = row["url"]
@@ -172,7 +172,7 @@ class OpenRAGDataLayer(BaseDataLayer):
             return await self._presigner.url(key)
         assert self.url_signer is not None
         return self.url_signer.url(
-            key, row["name"] or "file", row["mime"] or "application/octet-stream", owner
+            key, row["name"] or "file", row["mime"] or "application/octet-stream", owner, row["threadId"]
         )
 
     @queued_until_user_message

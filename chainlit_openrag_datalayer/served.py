@@ -1,8 +1,9 @@
 """Served element URLs: the Chainlit server streams element files itself.
 
-A URL carries its grant (object key, file name, type, owner, expiry) in the query string, signed
+A URL carries its grant (object key, file name, type, owner, thread, expiry) in the query string, signed
 with HMAC-SHA256 under a key derived from ``CHAINLIT_AUTH_SECRET``. The route refuses a tampered,
-expired or foreign grant, and, when the app requires login, a user who is not the thread's owner.
+expired or foreign grant, and, when the app requires login, a user who is neither the thread's owner
+nor a viewer Chainlit admits to the thread (see ``admitted_to_thread``).
 """
 
 from __future__ import annotations
@@ -21,19 +22,19 @@ from urllib.parse import urlencode
 
 from chainlit.auth import get_current_user, require_login
 from chainlit.data import get_data_layer
+from chainlit.data.base import BaseDataLayer
 from chainlit.user import User
 from fastapi import Depends, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
-from .storage.base import content_disposition
+from .storage.base import content_disposition, is_inline, mime_essence
 
 logger = logging.getLogger(__name__)
 
 ROUTE_PATH = "/openrag-datalayer/files"
-# Types a browser may render from our origin; anything else (HTML, SVG...) is a download.
-INLINE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain")
-INLINE_PREFIXES = ("audio/", "video/")
-_FIELDS = ("k", "n", "m", "u", "e")
+_FIELDS = ("k", "n", "m", "u", "t", "e")
+# Every served file: no script, plugin or form of it runs, and the browser never guesses another type.
+SECURITY_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
 
 
 class InvalidGrant(Exception):
@@ -42,12 +43,13 @@ class InvalidGrant(Exception):
 
 @dataclass(frozen=True)
 class FileGrant:
-    """What a served URL allows: read ``key`` until ``expires``, as ``user`` (empty: anyone)."""
+    """What a served URL allows: read ``key`` of ``thread`` until ``expires``, as ``user`` (empty: anyone)."""
 
     key: str
     name: str
     mime: str
     user: str
+    thread: str
     expires: int
 
 
@@ -66,21 +68,39 @@ class UrlSigner:
         ).digest()
         self.expiry_seconds = expiry_seconds
 
-    def url(self, key: str, name: str, mime: str, user: str | None, now: float | None = None) -> str:
+    def url(
+        self,
+        key: str,
+        name: str,
+        mime: str,
+        user: str | None,
+        thread: str | None = None,
+        now: float | None = None,
+    ) -> str:
         expires = int((time.time() if now is None else now) + self.expiry_seconds)
-        values = {"k": key, "n": name, "m": mime, "u": user or "", "e": str(expires)}
+        values = {"k": key, "n": name, "m": mime, "u": user or "", "t": thread or "", "e": str(expires)}
         values["s"] = self._signature(values)
         return f"{_root_path()}{ROUTE_PATH}?{urlencode(values)}"
 
     def verify(self, query: Mapping[str, str], now: float | None = None) -> FileGrant:
         if any(field not in query for field in (*_FIELDS, "s")):
             raise InvalidGrant("incomplete file URL")
-        if not hmac.compare_digest(self._signature(query), query["s"]):
+        signature, expires = query["s"], query["e"]
+        # compare_digest raises on non-ASCII text: such a signature was never ours.
+        if not signature.isascii() or not hmac.compare_digest(self._signature(query), signature):
             raise InvalidGrant("file URL signature does not match")
-        if not query["e"].isdigit() or int(query["e"]) < (time.time() if now is None else now):
+        # isdigit() alone accepts other scripts' digits, which int() reads too.
+        if not (expires.isascii() and expires.isdigit()) or int(expires) < (
+            time.time() if now is None else now
+        ):
             raise InvalidGrant("file URL has expired: reload the thread for a fresh one")
         return FileGrant(
-            key=query["k"], name=query["n"], mime=query["m"], user=query["u"], expires=int(query["e"])
+            key=query["k"],
+            name=query["n"],
+            mime=query["m"],
+            user=query["u"],
+            thread=query["t"],
+            expires=int(expires),
         )
 
     def _signature(self, values: Mapping[str, str]) -> str:
@@ -115,14 +135,18 @@ async def serve_file(
     if require_login():  # type: ignore[no-untyped-call]
         if current_user is None:
             return PlainTextResponse("log in to read this file", status_code=401)
-        if grant.user and grant.user != current_user.identifier:
+        if (
+            grant.user
+            and grant.user != current_user.identifier
+            and not await admitted_to_thread(layer, grant.thread, current_user)
+        ):
             return PlainTextResponse("this file belongs to another user", status_code=403)
     chunks: AsyncIterator[bytes] = storage.read(grant.key)
     try:
         first = await anext(chunks, b"")
     except FileNotFoundError:
         return PlainTextResponse("file not found", status_code=404)
-    return StreamingResponse(_prepend(first, chunks), media_type=grant.mime, headers=_headers(grant))
+    return StreamingResponse(_prepend(first, chunks), headers=_headers(grant))
 
 
 async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -131,16 +155,44 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
         yield chunk
 
 
+async def admitted_to_thread(layer: BaseDataLayer, thread_id: str, viewer: User) -> bool:
+    """Chainlit's own decision for a non-author (``GET /project/share/{thread}``), asked again now.
+
+    Admitted when the thread is shared (``metadata.is_shared``) or the app's
+    ``@cl.on_shared_thread_view`` says so; an error in that callback counts as no. Chainlit releases
+    without thread sharing (no ``on_shared_thread_view``, e.g. 2.2.1) admit the owner only.
+    """
+    from chainlit.config import config
+
+    if not thread_id or not hasattr(config.code, "on_shared_thread_view"):
+        return False
+    thread = await layer.get_thread(thread_id)
+    if thread is None:
+        return False
+    metadata = thread.get("metadata")
+    if isinstance(metadata, dict) and metadata.get("is_shared"):
+        return True
+    callback = config.code.on_shared_thread_view
+    if callback is None:
+        return False
+    try:
+        return bool(await callback(thread, viewer))
+    except Exception:
+        logger.exception("on_shared_thread_view failed for thread %s: the file is refused", thread_id)
+        return False
+
+
 def _headers(grant: FileGrant) -> dict[str, str]:
-    inline = grant.mime in INLINE_TYPES or grant.mime.startswith(INLINE_PREFIXES)
-    headers = {
+    """The type's essence, inline only for the allowlist; sandboxed and never sniffed."""
+    mime = mime_essence(grant.mime)
+    inline = is_inline(mime)
+    return {
+        # Text the layer writes is UTF-8; a browser left to guess would show it as Windows-1252.
+        "Content-Type": f"{mime}; charset=utf-8" if mime == "text/plain" else mime,
         "Content-Disposition": content_disposition(grant.name, "inline" if inline else "attachment"),
-        "X-Content-Type-Options": "nosniff",
         "Cache-Control": f"private, max-age={max(grant.expires - int(time.time()), 0)}",
+        **SECURITY_HEADERS,
     }
-    if not inline:  # an uploaded HTML or SVG file must never run scripts on the app's origin
-        headers["Content-Security-Policy"] = "sandbox"
-    return headers
 
 
 def _root_path() -> str:

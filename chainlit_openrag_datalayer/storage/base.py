@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -10,6 +11,18 @@ from typing import Protocol, runtime_checkable
 from urllib.parse import quote
 
 MAX_SEGMENT = 200  # percent-encoding can triple UTF-8; S3 keys stop at 1024 bytes, file names at 255
+# RFC 9110 media type: token "/" token, where a token is one or more of these characters.
+_MEDIA_TYPE = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+/[!#$%&'*+.^_`|~0-9a-z-]+")
+# The only types a browser may display from the app's origin (exact essences); anything else,
+# HTML, SVG and XML included, is a download.
+INLINE_TYPES = frozenset(
+    {
+        "image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/bmp",
+        "audio/mpeg", "audio/mp4", "audio/ogg", "audio/wav", "audio/x-wav", "audio/webm", "audio/aac",
+        "audio/flac", "video/mp4", "video/webm", "video/ogg", "video/quicktime",
+        "application/pdf", "text/plain",
+    }
+)  # fmt: skip
 
 
 @runtime_checkable
@@ -64,6 +77,20 @@ def object_key(thread_id: str | None, element_id: str) -> str:
     if thread_id is None:
         return f"files/{_key_segment(element_id)}"
     return f"{thread_prefix(thread_id)}files/{_key_segment(element_id)}"
+
+
+def mime_essence(mime: str) -> str:
+    """``type/subtype`` in lower case, parameters dropped; ``application/octet-stream`` if unparsable.
+
+    The type comes from the uploading browser: ``audio/mpeg, text/html`` must not pass for audio.
+    """
+    essence = mime.split(";", 1)[0].strip(" \t").lower()
+    return essence if _MEDIA_TYPE.fullmatch(essence) else "application/octet-stream"
+
+
+def is_inline(mime: str) -> bool:
+    """Whether a file of this type may be shown in the browser rather than downloaded."""
+    return mime_essence(mime) in INLINE_TYPES
 
 
 def content_disposition(filename: str, disposition: str = "inline") -> str:

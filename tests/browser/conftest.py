@@ -36,20 +36,10 @@ from tests.browser.chat import (
     send,
     wait_for_partial_answer,
 )
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.conformance.objects import StoredObjects
 from tests.services import S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, PostgresServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 QUESTION = "How are feedback ratings stored?"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import chainlit.data
 import pytest
+import uvicorn
 from _pytest.terminal import TerminalReporter
 from chainlit.context import init_http_context
 
@@ -16,6 +18,7 @@ from chainlit_openrag_datalayer import OpenRAGDataLayer, Settings
 from chainlit_openrag_datalayer.config import parse_database_url
 from chainlit_openrag_datalayer.migrations import upgrade_async
 from tests.reliability.figures import FIGURES
+from tests.services import LOOPBACK, free_port
 
 AUTH_SECRET = "reliability-suite-secret-0123456789abcdef"
 LayerFactory = Callable[..., Awaitable[OpenRAGDataLayer]]
@@ -70,3 +73,27 @@ async def make_layer(database_url: str, tmp_path: Path) -> AsyncIterator[LayerFa
 async def layer(make_layer: LayerFactory) -> OpenRAGDataLayer:
     """A layer with default settings and local element files."""
     return await make_layer()
+
+
+@pytest.fixture
+async def chainlit_http(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+    """Chainlit's app over real HTTP: uvicorn on a loopback port, in this test's event loop; its base URL.
+
+    The test chooses the data layer (``chainlit.data._data_layer``) and whether login is required.
+    """
+    from chainlit.server import app
+
+    port = free_port()
+    config = uvicorn.Config(app, host=LOOPBACK, port=port, lifespan="off", ws="none", log_level="warning")
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()  # raises why it could not start
+            raise RuntimeError("uvicorn stopped before it started")
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://{LOOPBACK}:{port}"
+    finally:
+        server.should_exit = True
+        await serving

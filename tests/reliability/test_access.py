@@ -137,7 +137,7 @@ async def test_served_url_refuses_another_user_and_anonymous(
     assert (await served.get(url)).status_code == 401
 
 
-@pytest.mark.parametrize("field", ["k", "n", "m", "u", "e", "s"])
+@pytest.mark.parametrize("field", ["k", "n", "m", "u", "t", "e", "s"])
 async def test_served_url_refuses_a_tampered_field(
     layer: OpenRAGDataLayer, served: httpx.AsyncClient, field: str
 ) -> None:
@@ -146,7 +146,7 @@ async def test_served_url_refuses_a_tampered_field(
     intruder = await new_user(layer)
     forged = {
         "k": "threads/other/files/x", "n": "other.txt", "m": "text/html", "u": intruder.identifier,
-        "e": "99999999999", "s": "A" * 43,
+        "t": "a-thread-shared-with-the-intruder", "e": "99999999999", "s": "A" * 43,
     }  # fmt: skip
     response = await served.get(with_query(url, **{field: forged[field]}), headers=login(intruder))
     assert response.status_code == 403
@@ -158,8 +158,10 @@ async def test_served_url_refuses_expired_and_foreign_signatures(
     owner, url = await owned_file(layer)
     grant = dict(parse_qsl(urlsplit(url).query))
     assert layer.url_signer is not None
-    expired = layer.url_signer.url(grant["k"], grant["n"], grant["m"], grant["u"], now=0)
-    foreign = UrlSigner("another app's secret", 3600).url(grant["k"], grant["n"], grant["m"], grant["u"])
+    expired = layer.url_signer.url(grant["k"], grant["n"], grant["m"], grant["u"], grant["t"], now=0)
+    foreign = UrlSigner("another app's secret", 3600).url(
+        grant["k"], grant["n"], grant["m"], grant["u"], grant["t"]
+    )
     assert (await served.get(expired, headers=login(owner))).status_code == 403
     assert (await served.get(foreign, headers=login(owner))).status_code == 403
 
