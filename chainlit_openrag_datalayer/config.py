@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, unquote
 from sqlalchemy.engine import URL
 
 from .errors import ConfigurationError
+from .normalise import normalised_key
 
 _SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2")
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
@@ -30,7 +31,6 @@ class S3Settings:
     public_endpoint_url: str | None = None
 
 
-DEFAULT_REDACT_KEYS = frozenset({"api_key", "openrag_api_key", "token", "password", "secret"})
 UrlMode = Literal["presigned", "served"]
 URL_MODES: tuple[UrlMode, ...] = ("presigned", "served")
 
@@ -54,7 +54,7 @@ class Settings:
     auto_migrate: bool = False
     write_retry_seconds: float = 300.0
     max_pending_writes: int = 10_000
-    redact_keys: frozenset[str] = DEFAULT_REDACT_KEYS
+    redact_keys: frozenset[str] = frozenset()  # names kept out of storage besides the built-in rule
 
     def __post_init__(self) -> None:
         if self.url_expiry_seconds <= 0:
@@ -102,7 +102,7 @@ class Settings:
             auto_migrate=_bool(environ, "DATABASE_AUTO_MIGRATE"),
             write_retry_seconds=_int(environ, "WRITE_RETRY_SECONDS", 300),
             max_pending_writes=_int(environ, "MAX_PENDING_WRITES", 10_000),
-            redact_keys=_key_set(environ, "REDACT_METADATA_KEYS", DEFAULT_REDACT_KEYS),
+            redact_keys=_key_set(environ, "REDACT_METADATA_KEYS"),
         )
 
 
@@ -206,8 +206,7 @@ def _bool(environ: Mapping[str, str], name: str) -> bool:
     return value in ("1", "true", "yes")
 
 
-def _key_set(environ: Mapping[str, str], name: str, default: frozenset[str]) -> frozenset[str]:
-    value = environ.get(name)
-    if value is None:
-        return default
-    return frozenset(key.strip().lower() for key in value.split(",") if key.strip())
+def _key_set(environ: Mapping[str, str], name: str) -> frozenset[str]:
+    """Comma-separated names in normalised form (``sessionId``, ``session-id`` -> ``session_id``)."""
+    keys = (normalised_key(key) for key in environ.get(name, "").split(","))
+    return frozenset(key for key in keys if key)

@@ -281,9 +281,13 @@ def thread_from_row(
 def metadata_patch(
     metadata: Mapping[str, Any] | None, redact_keys: frozenset[str] = frozenset()
 ) -> tuple[dict[str, Any] | None, list[str]]:
-    """Split an ``update_thread`` metadata argument into keys to set and keys to remove."""
+    """Split an ``update_thread`` metadata argument into keys to set and keys to remove.
+
+    A None value removes its key; so does a secret (left out of ``to_set``), so that no older copy
+    of it (an earlier version's placeholder, a value Chainlit's own layer stored) outlives the write.
+    """
     if metadata is None:
         return None, []
     to_set = redact({k: v for k, v in metadata.items() if v is not None}, redact_keys)
-    to_remove = [json_key(k) for k, v in metadata.items() if v is None]
+    to_remove = [key for key in map(json_key, metadata) if key not in to_set]
     return to_set, to_remove

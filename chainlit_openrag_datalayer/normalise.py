@@ -2,9 +2,9 @@
 
 NUL characters and lone surrogates become U+FFFD; metadata values that JSON cannot hold become JSON
 (datetimes -> ISO strings, bytes -> UTF-8 text or base64, sets/tuples -> lists, NaN/Infinity -> null,
-other objects -> str); nesting deeper than ``MAX_JSON_DEPTH`` becomes ``TOO_DEEP``; unparseable
-timestamps give None (the server's clock wins); values under the keys of ``redact`` become
-``REDACTED``. The README's "Normalisations" section is the user-facing copy of these rules.
+dataclasses and pydantic models -> objects, other objects -> str); nesting deeper than ``MAX_JSON_DEPTH``
+becomes ``TOO_DEEP``; unparseable timestamps give None (the server's clock wins); ``redact`` leaves
+secrets out. The README's "Normalisations" and "Secrets" sections are the user-facing copy of these rules.
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ from collections.abc import Mapping
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 from uuid import UUID
+
+from pydantic import BaseModel
 
 MAX_JSON_DEPTH = 64
 TOO_DEEP = "[nested too deep]"
@@ -83,6 +86,8 @@ def _json_scalar(value: object, depth: int) -> Any:
         return str(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return json_safe(dataclasses.asdict(value), depth + 1)
+    if isinstance(value, BaseModel):
+        return json_safe(value.model_dump(), depth + 1)
     return clean_text(str(value))
 
 
@@ -145,33 +150,115 @@ def iso_utc(value: datetime) -> str:
     return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-REDACTED = "[redacted]"
-_QUERY_PARAMETER = re.compile(r"(^|[&;])([^=&;]*)=([^&;]*)")
+# --- secrets ---------------------------------------------------------------------------------
+# A key is compared in its normalised form: camelCase split, "-", "_", ".", spaces folded, lower case
+# ("openragApiKey", "OPENRAG-API-KEY" -> "openrag_api_key"), and its words joined ("openragapikey").
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_SEPARATORS = re.compile(r"[\s._-]+")
+# Secret whatever the value holds (except a boolean or null: a flag such as has_api_key is no credential).
+_SECRET_PART = re.compile(
+    r"passw(?:or)?d|passphrase|secret|credential|authori[sz]ation|apikey|privatekey|accesskey|signature"
+    r"|cookie|bearer"
+)
+_SECRET_LAST_WORDS = frozenset({"auth", "oauth", "sig"})
+# Secret unless the value is a number, a boolean or null: "token" in a key, but not "tokens", "tokenizer"
+# or a measure ("token_count", "token_usage"). So max_tokens, prompt_tokens, token_count, ttFirstToken: 0.4
+# and every other count of an LLM generation survive, while access_token, x-auth-token, idToken go.
+_TOKEN = re.compile(r"token(?!s|iz)(?!_?(?:count|usage|limit|length|len|size|budget|type|ids?)(?:_|$))")
+# URL query and fragment parameters that carry credentials besides the secret keys (Google's key=).
+_URL_ONLY_SECRETS = frozenset({"key"})
+_PARAMETER_SEPARATOR = re.compile("([&;])")
+NOT_SECRET, SECRET_TEXT, SECRET = 0, 1, 2
 
 
-def redact(value: Any, keys: frozenset[str], depth: int = 0) -> Any:
-    """Replace the value of every mapping key named in ``keys`` (any depth, any case)."""
-    if not keys or depth > MAX_JSON_DEPTH:
-        return value
-    if isinstance(value, Mapping):
+def normalised_key(key: str) -> str:
+    """``openragApiKey``, ``OPENRAG-API-KEY``, ``openrag api key`` -> ``openrag_api_key``."""
+    return "_".join(word for word in _SEPARATORS.split(_CAMEL_BOUNDARY.sub("_", key).lower()) if word)
+
+
+@lru_cache(maxsize=8192)
+def _secret_kind(key: str, extra_keys: frozenset[str]) -> int:
+    name = normalised_key(key)
+    if (
+        name in extra_keys
+        or _SECRET_PART.search(name.replace("_", ""))
+        or name.rpartition("_")[2] in _SECRET_LAST_WORDS
+    ):
+        return SECRET
+    return SECRET_TEXT if _TOKEN.search(name) else NOT_SECRET
+
+
+def is_secret(key: str, value: object, extra_keys: frozenset[str] = frozenset()) -> bool:
+    """Whether ``value`` under ``key`` is a credential (the rules: README, "Secrets")."""
+    if value is None or isinstance(value, bool):
+        return False
+    kind = _secret_kind(key, extra_keys)
+    return kind == SECRET or (kind == SECRET_TEXT and not isinstance(value, int | float))
+
+
+def redact(value: object, extra_keys: frozenset[str] = frozenset()) -> Any:
+    """``value`` as storable JSON (``json_safe``) with every secret left out, never replaced.
+
+    Runs after normalisation, so dataclasses, pydantic models, bytes keys and tuples are seen as the
+    dicts, string keys and lists they become. A secret key's entry is dropped from its object; a
+    ``[key, value]`` pair whose key is secret is dropped from its list; URL strings lose their
+    credentials (``redact_url``). A secret is thus absent when read back, never a placeholder an app
+    could mistake for a value.
+    """
+    return _without_secrets(json_safe(value), extra_keys)
+
+
+def _without_secrets(value: Any, extra_keys: frozenset[str]) -> Any:
+    if isinstance(value, dict):
         return {
-            k: REDACTED if isinstance(k, str) and k.lower() in keys else redact(v, keys, depth + 1)
-            for k, v in value.items()
+            key: _without_secrets(item, extra_keys)
+            for key, item in value.items()
+            if not is_secret(key, item, extra_keys)
         }
-    if isinstance(value, list | tuple):
-        return [redact(v, keys, depth + 1) for v in value]
+    if isinstance(value, list):
+        return [_without_secrets(item, extra_keys) for item in value if not _is_secret_pair(item, extra_keys)]
+    if isinstance(value, str) and value[:8].lower().startswith(("http://", "https://")):
+        return redact_url(value, extra_keys)
     return value
 
 
-def redact_url(url: str | None, keys: frozenset[str]) -> str | None:
-    """Blank query parameters such as ``token=`` or ``api_key=`` (``&`` or ``;`` separated) and the
-    password of ``user:password@`` in a stored URL."""
-    if not url or not keys:
+def _is_secret_pair(item: Any, extra_keys: frozenset[str]) -> bool:
+    """``("token", "...")`` in a list of pairs (headers, query parameters) is a secret entry."""
+    return (
+        isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
+        and is_secret(item[0], item[1], extra_keys)
+    )  # fmt: skip
+
+
+def redact_url(url: str | None, extra_keys: frozenset[str] = frozenset()) -> str | None:
+    """The URL without its credentials: secret query and fragment parameters (``token=``,
+    ``X-Amz-Signature=``, ``sig=``, ``key=``, ``#access_token=``) and the password of ``user:password@``
+    are removed; everything else is kept as written."""
+    if not url or not any(mark in url for mark in "?#@"):
         return url
-    parts = urlsplit(url)
-    if parts.password:
-        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", f":{REDACTED}@", 1))
-    query = _QUERY_PARAMETER.sub(
-        lambda m: f"{m[1]}{m[2]}={REDACTED}" if unquote(m[2]).lower() in keys else m[0], parts.query
-    )
-    return urlunsplit(parts._replace(query=query))
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. "http://[::1": what follows "?" or "#" cannot be told apart, so it goes
+        return re.split("[?#]", url, maxsplit=1)[0].rpartition("@")[2] or None
+    netloc = parts.netloc
+    if parts.password is not None:
+        user_info, _, host = netloc.rpartition("@")
+        netloc = f"{user_info.partition(':')[0]}@{host}"
+    fragment = parts.fragment
+    if "=" in fragment:
+        fragment = _without_secret_parameters(fragment, extra_keys)
+    query = _without_secret_parameters(parts.query, extra_keys)
+    return urlunsplit(parts._replace(netloc=netloc, query=query, fragment=fragment))
+
+
+def _without_secret_parameters(parameters: str, extra_keys: frozenset[str]) -> str:
+    """``a=1&token=x;b=2`` -> ``a=1;b=2``: the other parameters and separators as written."""
+    pieces = _PARAMETER_SEPARATOR.split(parameters)  # [parameter, separator, parameter, ...]
+    kept: list[str] = []
+    for index in range(0, len(pieces), 2):
+        name, _, value = pieces[index].partition("=")
+        name = unquote(name)
+        if name.lower() in _URL_ONLY_SECRETS or is_secret(name, unquote(value), extra_keys):
+            continue
+        kept += [pieces[index - 1], pieces[index]] if kept else [pieces[index]]
+    return "".join(kept)

@@ -81,8 +81,9 @@ def test_bad_settings_fail_naming_the_variable(environ: dict[str, str], named: s
 
 
 def test_redacted_keys_are_configurable() -> None:
-    """REDACT_METADATA_KEYS replaces the default list, case-insensitively."""
-    assert Settings.from_env({"REDACT_METADATA_KEYS": "Api_Key, session"}).redact_keys == {
+    """REDACT_METADATA_KEYS adds names to the built-in rule, in normalised form; none by default."""
+    assert Settings.from_env({}).redact_keys == frozenset()
+    assert Settings.from_env({"REDACT_METADATA_KEYS": "Api-Key, sessionId"}).redact_keys == {
         "api_key",
-        "session",
+        "session_id",
     }

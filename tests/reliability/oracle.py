@@ -2,23 +2,29 @@
 
 NUL and lone surrogates become U+FFFD; metadata values JSON cannot hold become JSON (datetimes -> ISO
 strings, bytes -> UTF-8 text or base64, sets -> sorted lists, NaN and infinities -> null, other objects ->
-str()); nesting deeper than 64 levels is cut to a string; keys named in REDACT_METADATA_KEYS (any depth,
-any case) hold "[redacted]"; unparseable timestamps are replaced (createdAt) or dropped (start, end).
+str()); nesting deeper than 64 levels is cut to a string; then secrets are left out (README "Secrets"):
+entries whose key names a credential, at any depth, after normalisation; unparseable timestamps are replaced
+(createdAt) or dropped (start, end).
 """
 
 from __future__ import annotations
 
 import base64
 import math
+import re
 from collections.abc import Mapping
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
 REPLACEMENT = "\ufffd"
-REDACTED = "[redacted]"
 MAX_DEPTH = 64
-SECRET_KEYS = frozenset({"api_key", "openrag_api_key", "token", "password", "secret"})
+# README "Secrets": words that make a key secret whatever its value (booleans and nulls aside) ...
+ALWAYS_SECRET = ("password", "passwd", "passphrase", "secret", "credential", "authorization", "authorisation",
+                 "apikey", "privatekey", "accesskey", "signature", "cookie", "bearer")  # fmt: skip
+LAST_WORD_SECRET = ("auth", "oauth", "sig")
+# ... and "token", secret when it holds text, unless it is "tokens", "tokenizer..." or a measure.
+TOKEN_MEASURES = ("count", "usage", "limit", "length", "len", "size", "budget", "type", "id", "ids")
 
 
 def normalised(text: str) -> str:
@@ -44,16 +50,43 @@ def parsed_time(value: object) -> datetime | None:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
 
 
-def redacted(value: Any, keys: frozenset[str] = SECRET_KEYS) -> Any:
-    """Every value under a secret key replaced, at any depth, before anything else."""
-    if isinstance(value, Mapping):
-        return {
-            k: REDACTED if isinstance(k, str) and k.lower() in keys else redacted(v, keys)
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [redacted(v, keys) for v in value]
-    return value
+def words(key: str) -> list[str]:
+    """camelCase, `-`, `_`, `.` and spaces separate words; case is folded."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", key)
+    spaced = re.sub(r"([A-Z])([A-Z][a-z])", r"\1 \2", spaced)
+    return [word for word in re.split(r"[\s._-]+", spaced.lower()) if word]
+
+
+def secret(key: str, value: Any) -> bool:
+    if value is None or isinstance(value, bool):
+        return False
+    parts = words(key) or [""]
+    joined = "".join(parts)
+    if any(word in joined for word in ALWAYS_SECRET) or parts[-1] in LAST_WORD_SECRET:
+        return True
+    if isinstance(value, int | float):
+        return False
+    for index, word in enumerate(parts):
+        for after in word.split("token")[1:]:
+            if after.startswith(("s", "iz")):
+                continue
+            following = after or (parts[index + 1] if index + 1 < len(parts) else "")
+            if following not in TOKEN_MEASURES:
+                return True
+    return False
+
+
+def redacted(stored_json: Any) -> Any:
+    """Stored JSON without its secrets: object entries and [key, value] pairs under a secret key."""
+    if isinstance(stored_json, dict):
+        return {k: redacted(v) for k, v in stored_json.items() if not secret(k, v)}
+    if isinstance(stored_json, list):
+        return [
+            redacted(v)
+            for v in stored_json
+            if not (isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and secret(v[0], v[1]))
+        ]
+    return stored_json
 
 
 def as_json(value: Any, depth: int = 0) -> Any:
