@@ -155,8 +155,11 @@ WHERE n.nspname = 'public' AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c
 """
 
 
-async def load(database_url: str, shape: str, scale: ds.Scale) -> dict[str, int]:
-    """COPY the history into an empty schema of ``shape``; returns rows per table."""
+async def load(database_url: str, shape: str, scale: ds.Scale, *, analyze: bool = True) -> dict[str, int]:
+    """COPY the history into an empty schema of ``shape``; returns rows per table.
+
+    ``analyze=False`` leaves the tables as ``pg_restore`` does: never vacuumed nor analyzed.
+    """
     connection = await asyncpg.connect(database_url)
     try:
         await connection.execute("SET session_replication_role = replica; SET maintenance_work_mem = '512MB'")
@@ -171,7 +174,8 @@ async def load(database_url: str, shape: str, scale: ds.Scale) -> dict[str, int]
             counts[table.table] = int(result.split()[-1])
         for index in indexes:
             await connection.execute(index["definition"])
-        await connection.execute("VACUUM ANALYZE")
+        if analyze:
+            await connection.execute("VACUUM ANALYZE")
         return counts
     finally:
         await connection.close()

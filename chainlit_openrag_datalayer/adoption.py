@@ -8,8 +8,10 @@ Known shapes (see the README, "Migrating from the Prisma schema"):
   metadata on User and Thread, jsonb step input/output, no ``Thread."updatedAt"``);
 - ``empty``: none of the five tables; ``managed``: this package's version table exists.
 
-Conversion moves the old tables into a side schema, lets revision 0001 create the exact target tables,
-copies every row with its conversions, checks the row counts, and drops the old tables. It runs on the
+Conversion moves the old tables into a side schema and analyzes them, lets revision 0001 create the
+exact target tables, copies every row with its conversions (``adoption_sql``; one statement per table,
+derived columns joined from one grouped pass, never looked up per row), checks the row counts, rebuilds
+the indexes and foreign keys it set aside during the copy, and drops the old tables. It runs on the
 caller's connection, inside the caller's transaction: if anything fails, nothing changes.
 """
 
@@ -17,11 +19,13 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, bindparam, text
 
+from .adoption_sql import JSON_OBJECT_FUNCTION, OLD, OPENRAG_INIT_COPY, PRISMA_COPY, Copy
 from .errors import SchemaConflictError, SchemaOutOfDateError
 from .schema import VERSION_TABLE
 
@@ -112,6 +116,13 @@ class Plan:
     steps: tuple[str, ...] = ()
 
 
+Progress = Callable[[str], None]  # one line about long work: a table being copied, indexes rebuilt
+
+
+def quiet(line: str) -> None:
+    """No progress reporting."""
+
+
 def lock(connection: Connection) -> None:
     """Wait for any other upgrade or adoption; held until the transaction ends."""
     connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
@@ -183,136 +194,7 @@ def refusal(detection: Detection) -> SchemaConflictError:
     )
 
 
-# --- conversion ------------------------------------------------------------------------------
-
-Copy = Mapping[str, Mapping[str, str]]  # table -> target column -> expression over the old row "o"
-_OLD = '"chainlit_openrag_adopting"'  # SIDE_SCHEMA, quoted; written out so that SQL stays literal
-
-
-def _utc(column: str) -> str:
-    """A Prisma ``TIMESTAMP(3)`` (no time zone) read as UTC."""
-    return f"(o.\"{column}\" AT TIME ZONE 'UTC')"
-
-
-def _same(*columns: str) -> dict[str, str]:
-    return {column: f'o."{column}"' for column in columns}
-
-
-def _text_of_jsonb(column: str) -> str:
-    """jsonb -> text: a JSON string gives its text; ``{}`` (the column default) gives NULL."""
-    value = f'o."{column}"'
-    return (
-        f"CASE WHEN {value} IS NULL OR {value} = '{{}}'::jsonb THEN NULL "
-        f"WHEN jsonb_typeof({value}) = 'string' THEN {value} #>> '{{}}' ELSE {value}::text END"
-    )
-
-
-_STEP_OF_ROW = '(SELECT s."threadId" FROM "chainlit_openrag_adopting"."Step" s WHERE s.id = o."stepId")'
-_NEWEST_STEP = (
-    '(SELECT max(s."createdAt") FROM "chainlit_openrag_adopting"."Step" s WHERE s."threadId" = o.id)'
-)
-
-PRISMA_COPY: Copy = {
-    "User": {
-        **_same("id", "identifier", "metadata"),
-        "createdAt": _utc("createdAt"),
-        "updatedAt": _utc("updatedAt"),
-    },
-    "Thread": {
-        **_same("id", "name", "metadata", "userId", "tags"),
-        "createdAt": _utc("createdAt"),
-        "updatedAt": f"GREATEST({_utc('updatedAt')}, {_NEWEST_STEP} AT TIME ZONE 'UTC')",
-        "deletedAt": _utc("deletedAt"),
-    },
-    "Step": {
-        **_same("id", "threadId", "parentId", "input", "output", "metadata", "name", "showInput", "isError"),
-        "type": 'o."type"::text',
-        **{column: _utc(column) for column in ("startTime", "endTime", "createdAt", "updatedAt")},
-    },
-    "Element": {
-        **_same("id", "threadId", "stepId", "metadata", "mime", "name", "objectKey", "url", "chainlitKey"),
-        **_same("display", "size", "language", "page", "props"),
-        "createdAt": _utc("createdAt"),
-        "updatedAt": _utc("updatedAt"),
-    },
-    "Feedback": {
-        **_same("id", "stepId", "name", "value", "comment"),
-        "threadId": _STEP_OF_ROW,
-        "createdAt": _utc("createdAt"),
-        "updatedAt": _utc("updatedAt"),
-    },
-}
-
-_JSON_OBJECT_FUNCTION = """
-CREATE FUNCTION pg_temp.adopt_json_object(value text) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
-DECLARE parsed jsonb;
-BEGIN
-    IF value IS NULL OR btrim(value) = '' THEN RETURN '{}'::jsonb; END IF;
-    parsed := value::jsonb;
-    IF jsonb_typeof(parsed) = 'object' THEN RETURN parsed; END IF;
-    IF jsonb_typeof(parsed) = 'null' THEN RETURN '{}'::jsonb; END IF;
-    RETURN jsonb_build_object('value', parsed);
-EXCEPTION WHEN invalid_text_representation THEN
-    RETURN jsonb_build_object('value', value);
-END $$
-"""
-_JSON_OF_TEXT = 'pg_temp.adopt_json_object(o."metadata")'
-_STEP_TIME = (
-    '(SELECT COALESCE(s."createdAt", s."startTime") '
-    'FROM "chainlit_openrag_adopting"."Step" s WHERE s.id = o."stepId")'
-)
-_THREAD_TIME = '(SELECT t."createdAt" FROM "chainlit_openrag_adopting"."Thread" t WHERE t.id = o."threadId")'
-_STEP_END = (
-    '(SELECT COALESCE(s."endTime", s."createdAt") '
-    'FROM "chainlit_openrag_adopting"."Step" s WHERE s.id = o."stepId")'
-)
-_OPENRAG_STEP_TIME = 'COALESCE(o."createdAt", o."startTime", now())'
-
-OPENRAG_INIT_COPY: Copy = {
-    "User": {
-        **_same("identifier", "createdAt", "updatedAt"),
-        "id": "o.id::text",
-        "metadata": _JSON_OF_TEXT,
-    },
-    "Thread": {
-        **_same("name", "tags", "createdAt", "deletedAt"),
-        "id": "o.id::text",
-        "userId": 'o."userId"::text',
-        "metadata": _JSON_OF_TEXT,
-        "updatedAt": 'GREATEST(o."createdAt", (SELECT max(COALESCE(s."createdAt", s."startTime")) '
-        'FROM "chainlit_openrag_adopting"."Step" s WHERE s."threadId" = o.id))',
-    },
-    "Step": {
-        **_same("name", "startTime", "endTime", "showInput", "isError"),
-        "id": "o.id::text",
-        "threadId": 'o."threadId"::text',
-        "parentId": 'o."parentId"::text',
-        "input": _text_of_jsonb("input"),
-        "output": _text_of_jsonb("output"),
-        "metadata": "COALESCE(o.metadata, '{}'::jsonb)",
-        "type": "COALESCE(o.type, 'undefined')",
-        "createdAt": _OPENRAG_STEP_TIME,
-        "updatedAt": _OPENRAG_STEP_TIME,
-    },
-    "Element": {
-        **_same("id", "mime", "name", "objectKey", "url", "chainlitKey", "display", "size", "language"),
-        **_same("page", "props"),
-        "threadId": 'o."threadId"::text',
-        "stepId": 'o."stepId"::text',
-        "metadata": "COALESCE(o.metadata, '{}'::jsonb)",
-        "createdAt": f"COALESCE({_STEP_TIME}, {_THREAD_TIME}, now())",
-        "updatedAt": f"COALESCE({_STEP_TIME}, {_THREAD_TIME}, now())",
-    },
-    "Feedback": {
-        **_same("id", "name", "value", "comment"),
-        "stepId": 'o."stepId"::text',
-        "threadId": _STEP_OF_ROW + "::text",
-        "createdAt": f"COALESCE({_STEP_END}, now())",
-        "updatedAt": f"COALESCE({_STEP_END}, now())",
-    },
-}
-
-_COPIES: dict[Shape, Copy] = {Shape.PRISMA: PRISMA_COPY, Shape.OPENRAG_INIT: OPENRAG_INIT_COPY}
+COPIES: dict[Shape, Mapping[str, Copy]] = {Shape.PRISMA: PRISMA_COPY, Shape.OPENRAG_INIT: OPENRAG_INIT_COPY}
 
 _CONVERSIONS: dict[Shape, tuple[str, ...]] = {
     Shape.PRISMA: (
@@ -334,12 +216,6 @@ _CONVERSIONS: dict[Shape, tuple[str, ...]] = {
 }
 
 
-def _insert(table: str, columns: Mapping[str, str]) -> str:
-    names = ", ".join(f'"{name}"' for name in columns)
-    values = ", ".join(columns.values())
-    return f'INSERT INTO "{table}" ({names}) SELECT {values} FROM {_OLD}."{table}" AS o'  # noqa: S608 (constants)
-
-
 def plan(connection: Connection, detection: Detection) -> Plan:
     """The adoption steps for an adoptable shape, with the number of rows in each table."""
     if not detection.shape.adoptable:
@@ -350,8 +226,8 @@ def plan(connection: Connection, detection: Detection) -> Plan:
     }
     steps = (
         f"adopt the {detection.shape.value} tables in one transaction (nothing changes if a step fails):",
-        f"move the existing tables into schema {SIDE_SCHEMA}",
-        f"create the revision {TARGET_REVISION} tables",
+        f"move the existing tables into schema {SIDE_SCHEMA} and analyze them",
+        f"create the revision {TARGET_REVISION} tables (indexes and foreign keys after the copy)",
         *(f'copy "{table}": {counts[table]} rows' for table in TABLES),
         *_CONVERSIONS[detection.shape],
         "check that every table has as many rows as before, then drop the old tables",
@@ -359,30 +235,80 @@ def plan(connection: Connection, detection: Detection) -> Plan:
     return Plan(detection.shape, counts, steps)
 
 
-def adopt(connection: Connection, adoption: Plan, create_target: Callable[[], None]) -> None:
-    """Convert the tables of an adoptable shape; ``create_target`` creates revision 0001."""
+def adopt(
+    connection: Connection, adoption: Plan, create_target: Callable[[], None], progress: Progress = quiet
+) -> None:
+    """Convert the tables of an adoptable shape; ``create_target`` creates revision 0001.
+
+    The old tables are analyzed before they are read. The new ones are filled before their secondary
+    indexes and foreign keys exist, then analyzed, then indexed and checked in one pass each: with
+    them in place, copying 1,000,000 steps took 17 s instead of 3.4 s (README: adoption figures).
+    """
     for table in TABLES:
-        connection.execute(text(f'ALTER TABLE "{table}" SET SCHEMA {_OLD}'))
+        connection.execute(text(f'ALTER TABLE "{table}" SET SCHEMA {OLD}'))
+        connection.execute(text(f'ANALYZE {OLD}."{table}"'))
     create_target()
+    rebuild = _drop_indexes_and_foreign_keys(connection)
     for table in TABLES:
-        connection.execute(text(_insert(table, _COPIES[adoption.shape][table])))
+        _copy(connection, table, COPIES[adoption.shape][table], adoption.row_counts[table], progress)
+    progress(f"rebuilding {len(rebuild)} indexes and foreign keys")
     for table in TABLES:
-        copied = connection.scalar(text(f'SELECT count(*) FROM "{table}"'))  # noqa: S608 (constant)
-        if copied != adoption.row_counts[table]:
-            raise SchemaOutOfDateError(
-                f'Adoption copied {copied} rows of "{table}" instead of {adoption.row_counts[table]}: '
-                "nothing was changed. Please report this."
-            )
-    old_tables = ", ".join(f'{_OLD}."{table}"' for table in TABLES)
+        connection.execute(text(f'ANALYZE "{table}"'))
+    for statement in rebuild:
+        connection.execute(text(statement))
+    old_tables = ", ".join(f'{OLD}."{table}"' for table in TABLES)
     connection.execute(text(f"DROP TABLE {old_tables}"))
-    connection.execute(text(f"DROP SCHEMA {_OLD}"))
+    connection.execute(text(f"DROP SCHEMA {OLD}"))
     if adoption.shape is Shape.PRISMA:
         connection.execute(text('DROP TYPE "StepType"'))
     logger.info("Adopted the %s tables: %s", adoption.shape.value, adoption.row_counts)
 
 
+def _copy(connection: Connection, table: str, copy: Copy, expected: int, progress: Progress) -> None:
+    """One INSERT ... SELECT for the whole table; refuses a row count other than the one planned."""
+    progress(f'copying "{table}": {expected} rows')
+    began = time.perf_counter()
+    copied = connection.execute(text(copy.insert(table))).rowcount
+    if copied != expected:
+        raise SchemaOutOfDateError(
+            f'Adoption copied {copied} rows of "{table}" instead of {expected}: '
+            "nothing was changed. Please report this."
+        )
+    seconds = time.perf_counter() - began
+    progress(
+        f'copied "{table}": {copied} rows in {seconds:.1f} s ({copied / max(seconds, 1e-3):,.0f} rows/s)'
+    )
+
+
+# The new tables' secondary indexes, then their foreign keys: (drop, create) statements.
+_INDEXES_AND_FOREIGN_KEYS = """
+WITH target AS (
+    SELECT oid FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relname = ANY(:tables)
+)
+SELECT 'DROP INDEX ' || i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), 1 AS phase
+FROM pg_index i
+WHERE i.indrelid IN (SELECT oid FROM target)
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype <> 'f')
+UNION ALL
+SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname),
+       format('ALTER TABLE %s ADD CONSTRAINT %I %s',
+              c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid)),
+       2 AS phase
+FROM pg_constraint c WHERE c.contype = 'f' AND c.conrelid IN (SELECT oid FROM target)
+ORDER BY phase, 1
+"""
+
+
+def _drop_indexes_and_foreign_keys(connection: Connection) -> list[str]:
+    """Drop what slows a bulk insert down; returns the statements that recreate it, in order."""
+    rows = connection.execute(text(_INDEXES_AND_FOREIGN_KEYS), {"tables": list(TABLES)}).all()
+    for drop, _, _ in reversed(rows):
+        connection.execute(text(drop))
+    return [create for _, create, _ in rows]
+
+
 def prepare(connection: Connection, adoption: Plan) -> None:
     """Create the side schema (and, for text metadata, the parsing function) before ``adopt``."""
-    connection.execute(text(f"CREATE SCHEMA {_OLD}"))
+    connection.execute(text(f"CREATE SCHEMA {OLD}"))
     if adoption.shape is Shape.OPENRAG_INIT:
-        connection.execute(text(_JSON_OBJECT_FUNCTION))
+        connection.execute(text(JSON_OBJECT_FUNCTION))

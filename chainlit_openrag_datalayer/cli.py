@@ -123,6 +123,10 @@ def _progress(label: str) -> maintenance.Progress:
     return show
 
 
+def _progress_line(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 @asynccontextmanager
 async def _services(settings: Settings) -> AsyncIterator[tuple[AsyncEngine, ElementStorage]]:
     """An engine on a schema at head, and the element storage; both closed afterwards."""
@@ -145,7 +149,8 @@ def _with_services(settings: Settings, work: Callable[[AsyncEngine, ElementStora
 
 
 def _upgrade(settings: Settings, args: argparse.Namespace) -> int:
-    for line in migrations.upgrade(settings.require_database_url(), dry_run=args.dry_run):
+    progress = _progress_line  # adoption copies and index builds can take minutes on a large history
+    for line in migrations.upgrade(settings.require_database_url(), dry_run=args.dry_run, progress=progress):
         print(line)
     print(
         "Dry run: nothing was changed."

@@ -66,30 +66,46 @@ async def check_url(database_url: URL) -> None:
         await engine.dispose()
 
 
-def upgrade(database_url: str | URL, revision: str = "head", *, dry_run: bool = False) -> list[str]:
+def upgrade(
+    database_url: str | URL,
+    revision: str = "head",
+    *,
+    dry_run: bool = False,
+    progress: adoption.Progress | None = None,
+) -> list[str]:
     """Bring the database to ``revision`` (blocking; for the CLI and scripts); see ``upgrade_async``."""
-    return asyncio.run(upgrade_async(database_url, revision, dry_run=dry_run))
+    return asyncio.run(upgrade_async(database_url, revision, dry_run=dry_run, progress=progress))
 
 
 async def upgrade_async(
-    database_url: str | URL, revision: str = "head", *, dry_run: bool = False, adopt: bool = True
+    database_url: str | URL,
+    revision: str = "head",
+    *,
+    dry_run: bool = False,
+    adopt: bool = True,
+    progress: adoption.Progress | None = None,
 ) -> list[str]:
     """Bring the database to ``revision``, adopting a Prisma or OpenRAG-init schema on the way.
 
     Returns the plan: what was done, or with ``dry_run`` what would be done (nothing changes).
     Everything runs in one transaction; concurrent callers wait on an advisory lock. With
     ``adopt=False`` (start-up migrations) an existing schema is refused: converting one is the
-    operator's call, after ``upgrade --dry-run`` and a backup.
+    operator's call, after ``upgrade --dry-run`` and a backup. ``progress`` gets a line as each
+    long step starts or ends (tables copied with their row counts, revisions applied).
     """
     engine = create_async_engine(_as_url(database_url), pool_size=1)
     try:
         async with engine.begin() as connection:
-            return await connection.run_sync(_upgrade_on, revision, dry_run, adopt)
+            return await connection.run_sync(
+                _upgrade_on, revision, dry_run, adopt, progress or adoption.quiet
+            )
     finally:
         await engine.dispose()
 
 
-def _upgrade_on(connection: Connection, revision: str, dry_run: bool, adopt: bool) -> list[str]:
+def _upgrade_on(
+    connection: Connection, revision: str, dry_run: bool, adopt: bool, progress: adoption.Progress
+) -> list[str]:
     adoption.lock(connection)
     detection = adoption.detect(connection)
     if detection.shape is adoption.Shape.UNKNOWN:
@@ -101,21 +117,25 @@ def _upgrade_on(connection: Connection, revision: str, dry_run: bool, adopt: boo
             f"then run: {UPGRADE_COMMAND}"
         )
     plan = adoption.plan(connection, detection)
-    lines = [f"Database shape: {detection.shape.value}", *plan.steps, *_pending(connection, plan, revision)]
+    current, pending = _pending(connection, plan, revision)
+    done = [] if pending else [f"schema is already at {current} ({revision})"]
+    lines = [f"Database shape: {detection.shape.value}", *plan.steps, *pending, *done]
     if dry_run:
         return lines
     config = alembic_config()
     config.attributes["connection"] = connection
     if plan.shape.adoptable:
         adoption.prepare(connection, plan)
-        adoption.adopt(connection, plan, lambda: command.upgrade(config, adoption.TARGET_REVISION))
+        adoption.adopt(connection, plan, lambda: command.upgrade(config, adoption.TARGET_REVISION), progress)
+    for line in pending:
+        progress(line)
     command.upgrade(config, revision)
     logger.info("Database schema upgraded to %s", revision)
     return lines
 
 
-def _pending(connection: Connection, plan: adoption.Plan, revision: str) -> list[str]:
-    """One line per revision that ``upgrade`` applies after any adoption."""
+def _pending(connection: Connection, plan: adoption.Plan, revision: str) -> tuple[str | None, list[str]]:
+    """The revision before ``upgrade``, and one line per revision it applies after any adoption."""
     current: str | None = None
     if plan.shape is adoption.Shape.MANAGED:
         version = table(VERSION_TABLE, column("version_num"))
@@ -123,10 +143,10 @@ def _pending(connection: Connection, plan: adoption.Plan, revision: str) -> list
     elif plan.shape.adoptable:
         current = adoption.TARGET_REVISION
     script = ScriptDirectory.from_config(alembic_config())
-    revisions = list(script.iterate_revisions(revision, current or "base"))
-    if not revisions:
-        return [f"schema is already at {current} ({revision})"]
-    return [f"apply revision {r.revision}: {r.doc}" for r in reversed(revisions) if r is not None]
+    revisions = script.iterate_revisions(revision, current or "base")
+    return current, [
+        f"apply revision {r.revision}: {r.doc}" for r in reversed(list(revisions)) if r is not None
+    ]
 
 
 async def current_revision(connection: AsyncConnection) -> str | None:

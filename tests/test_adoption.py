@@ -13,6 +13,7 @@ from chainlit.types import Pagination, ThreadFilter
 from chainlit_openrag_datalayer import OpenRAGDataLayer, Settings
 from chainlit_openrag_datalayer.errors import SchemaConflictError
 from chainlit_openrag_datalayer.migrations import upgrade_async
+from tests.cli_support import run_cli
 from tests.conformance.objects import fetch as fetch_url
 from tests.legacy_data import Conversation, write_openrag_init_conversation, write_prisma_conversation
 from tests.openrag_init_schema import create_openrag_init_schema
@@ -207,6 +208,30 @@ async def test_upgrade_after_adoption_changes_nothing(prisma_talk: Conversation,
     plan = await upgrade_async(database_url)
     assert plan[0] == "Database shape: managed by chainlit-openrag-datalayer"
     assert await schema_of(database_url) == schema
+
+
+async def test_adoption_reports_each_table_before_and_after_its_copy(
+    prisma_talk: Conversation, database_url: str
+) -> None:
+    """`progress` hears of every table's copy with its row count, then of the revisions applied after it."""
+    lines: list[str] = []
+    await upgrade_async(database_url, progress=lines.append)
+    assert [line for line in lines if line.startswith("copying")] == [
+        'copying "User": 1 rows', 'copying "Thread": 1 rows', 'copying "Step": 2 rows',
+        'copying "Element": 1 rows', 'copying "Feedback": 1 rows',
+    ]  # fmt: skip
+    assert any(line.startswith('copied "Step": 2 rows in ') for line in lines)
+    assert lines[-1].startswith("apply revision ")
+
+
+async def test_upgrade_command_shows_adoption_progress_on_stderr(
+    prisma_talk: Conversation, database_url: str
+) -> None:
+    """An operator watching `upgrade` sees each table being copied, and the plan on stdout."""
+    result = run_cli({"DATABASE_URL": database_url}, "upgrade")
+    assert result.returncode == 0, result.stderr
+    assert 'copying "Step": 2 rows' in result.stderr
+    assert 'copy "Step": 2 rows' in result.stdout
 
 
 # --- OpenRAG init script ------------------------------------------------------------------------------------
