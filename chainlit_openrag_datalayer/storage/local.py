@@ -11,6 +11,7 @@ from pathlib import Path
 from ..errors import StorageError
 
 _CHUNK = 256 * 1024
+_MKDIR_ATTEMPTS = 3
 
 
 class LocalStorage:
@@ -31,12 +32,18 @@ class LocalStorage:
 
     @staticmethod
     def _write(target: Path, source: bytes | Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".partial")
-        if isinstance(source, Path):
-            shutil.copyfile(source, partial)  # streams in chunks, never the whole file in memory
-        else:
-            partial.write_bytes(source)
+        for attempt in range(_MKDIR_ATTEMPTS):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                if isinstance(source, Path):
+                    shutil.copyfile(source, partial)  # streams in chunks, never the whole file in memory
+                else:
+                    partial.write_bytes(source)
+                break
+            except FileNotFoundError:  # a delete removed the emptied folder in between: make it again
+                if attempt == _MKDIR_ATTEMPTS - 1 or (isinstance(source, Path) and not source.exists()):
+                    raise
         partial.replace(target)  # readers never see half a file
 
     async def read(self, key: str) -> AsyncIterator[bytes]:
@@ -62,8 +69,19 @@ class LocalStorage:
         return found
 
     async def delete(self, keys: Sequence[str]) -> None:
+        """Remove each file, then each folder it leaves empty (up to, never including, ``root``)."""
         for key in keys:
-            await asyncio.to_thread(self.path(key).unlink, True)
+            await asyncio.to_thread(self._remove, self.path(key))
+
+    def _remove(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
+        for folder in path.parents:
+            if folder == self.root or not folder.is_relative_to(self.root):
+                return
+            try:
+                folder.rmdir()  # only succeeds on an empty folder
+            except OSError:  # not empty (another object, or a concurrent upload), or already gone
+                return
 
     async def close(self) -> None:
         """Nothing to release."""
