@@ -73,7 +73,8 @@ class OpenRAGDataLayer(BaseDataLayer):
         self._writes = WriteSequencer(RetryPolicy(settings.write_retry_seconds), settings.max_pending_writes)
         self._step_threads: dict[str, str] = {}  # recent step -> thread, to order delete_step
         self._detached: set[asyncio.Task[None]] = set()
-        self.database = Database(settings, on_open=self._log_setup)
+        self.database = Database(settings, on_open=_log_opened)
+        self._log_configuration()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OpenRAGDataLayer:
@@ -82,17 +83,27 @@ class OpenRAGDataLayer(BaseDataLayer):
 
     # --- plumbing ------------------------------------------------------------------------------
 
-    def _log_setup(self, url: URL, embedded: bool) -> None:
-        """One line saying what is in use, loud when it is the development default."""
-        development = embedded or isinstance(self.storage, LocalStorage)
+    def _log_configuration(self) -> None:
+        """One line at construction (Chainlit calls the ``@cl.data_layer`` factory on first use): what is in
+        use, and, as a WARNING, which production setting is missing."""
+        missing = [] if self.settings.database_url else ["DATABASE_URL"]
+        if isinstance(self.storage, LocalStorage) and self.settings.s3 is None:
+            missing.append("BUCKET_NAME")
+        database = (
+            f"embedded PostgreSQL in {self.settings.embedded_dir}"
+            if self.settings.database_url is None
+            else self.settings.database_url.render_as_string(hide_password=True)
+        )
         logger.log(
-            logging.WARNING if development else logging.INFO,
-            "chainlit-openrag-datalayer: database %s%s, storage %s, element URLs %s%s",
-            url.render_as_string(hide_password=True),
-            " (embedded, for development)" if embedded else "",
+            logging.WARNING if missing else logging.INFO,
+            "chainlit-openrag-datalayer: database %s, storage %s, element URLs %s%s",
+            database,
             describe(self.storage),
             "served by this app" if self.url_signer else "presigned by S3",
-            "; set DATABASE_URL and BUCKET_NAME for production" if development else "",
+            f"; {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: "
+            "these are development defaults, set them for production"
+            if missing
+            else "",
         )
 
     async def _execute(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Row]:
@@ -374,6 +385,12 @@ def _element_source(element: Element) -> bytes | Path | None:
     if isinstance(content, str):
         return normalise.clean_text(content).encode("utf-8")
     return bytes(content) if content else None
+
+
+def _log_opened(url: URL, embedded: bool) -> None:
+    logger.info(
+        "Database pool open on %s%s", url.render_as_string(hide_password=True), " (embedded)" * embedded
+    )
 
 
 def _forget(tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:

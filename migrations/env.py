@@ -16,7 +16,8 @@ from chainlit_openrag_datalayer.schema import VERSION_TABLE, metadata
 ADVISORY_LOCK_KEY = 0x636C6F72  # "clor"
 
 
-def run_migrations(connection: Connection) -> None:
+def run_migrations(connection: Connection) -> tuple[str | None, str | None]:
+    """Run the requested migrations; returns the revision before and after."""
     context.configure(
         connection=connection,
         target_metadata=metadata,
@@ -25,7 +26,16 @@ def run_migrations(connection: Connection) -> None:
     )
     with context.begin_transaction():
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+        before = context.get_context().get_current_revision()
         context.run_migrations()
+        return before, context.get_context().get_current_revision()
+
+
+def report(before: str | None, after: str | None) -> str:
+    """What `alembic upgrade` did, in one line (Alembic itself prints nothing without a logging config)."""
+    if before == after:
+        return f"chainlit-openrag-datalayer schema is already at {after or 'no revision'}: nothing to do."
+    return f"chainlit-openrag-datalayer schema migrated from {before or 'no revision'} to {after}."
 
 
 async def run_online() -> None:
@@ -34,10 +44,11 @@ async def run_online() -> None:
     engine = create_async_engine(database_url, pool_size=1)
     try:
         async with engine.connect() as connection:
-            await connection.run_sync(run_migrations)
+            before, after = await connection.run_sync(run_migrations)
             await connection.commit()
     finally:
         await engine.dispose()
+    context.config.print_stdout(report(before, after))
 
 
 given = context.config.attributes.get("connection")

@@ -32,5 +32,5 @@ def describe(storage: ElementStorage) -> str:
     if isinstance(storage, S3Storage):
         return f"S3 bucket {storage.bucket}"
     if isinstance(storage, LocalStorage):
-        return f"local folder {storage.root} (for development)"
+        return f"local folder {storage.root}"
     return type(storage).__name__
