@@ -87,8 +87,13 @@ class Settings:
         return self.database_url
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        """Read OpenRAG's variable names (see the README's configuration table)."""
+    def from_env(cls, environ: Mapping[str, str], base_dir: Path | None = None) -> Settings:
+        """Read OpenRAG's variable names (see the README's configuration table).
+
+        Relative folders are resolved against ``base_dir``, by default the current directory (the app's,
+        when the app calls this; ``doctor --app-dir`` passes the app's from elsewhere).
+        """
+        base = Path.cwd() if base_dir is None else base_dir.absolute()
         raw_url = _get(environ, "DATABASE_URL")
         return cls(
             database_url=None if raw_url is None else parse_database_url(raw_url),
@@ -97,8 +102,8 @@ class Settings:
             url_expiry_seconds=_int(environ, "STORAGE_EXPIRY_TIME", 3600),
             url_secret=_get(environ, "CHAINLIT_AUTH_SECRET"),
             pool_size=_int(environ, "DATABASE_POOL_SIZE", 20),
-            embedded_dir=Path(_get(environ, "EMBEDDED_POSTGRES_DIR") or cls.embedded_dir).absolute(),
-            local_storage_dir=Path(_get(environ, "LOCAL_STORAGE_DIR") or cls.local_storage_dir).absolute(),
+            embedded_dir=base / (_get(environ, "EMBEDDED_POSTGRES_DIR") or cls.embedded_dir),
+            local_storage_dir=base / (_get(environ, "LOCAL_STORAGE_DIR") or cls.local_storage_dir),
             auto_migrate=_bool(environ, "DATABASE_AUTO_MIGRATE"),
             write_retry_seconds=_int(environ, "WRITE_RETRY_SECONDS", 300),
             max_pending_writes=_int(environ, "MAX_PENDING_WRITES", 10_000),

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from . import adoption, migrations
 from .config import Settings
 from .errors import DataLayerError
-from .storage import ElementStorage, PresigningStorage, storage_for
+from .errors import describe as describe_error
+from .storage import ElementStorage, LocalStorage, PresigningStorage, describe, storage_for
 
 PROBE = b"chainlit-openrag-datalayer doctor probe"
 
@@ -33,7 +34,7 @@ async def _database(engine: AsyncEngine) -> str:
     except (OSError, SQLAlchemyError) as error:
         where = engine.url.render_as_string(hide_password=True)
         raise DataLayerError(
-            f"cannot connect to {where} ({error.__class__.__name__}: {error}). Check DATABASE_URL "
+            f"cannot connect to {where} ({describe_error(error)}). Check DATABASE_URL "
             "(host, port, user, password, database name) and that PostgreSQL accepts connections from here."
         ) from error
     return f"PostgreSQL {version}"
@@ -49,8 +50,15 @@ async def _schema(engine: AsyncEngine) -> str:
 
 
 async def _bucket(storage: ElementStorage, key: str) -> str:
+    if isinstance(storage, LocalStorage) and not storage.root.is_dir():
+        raise DataLayerError(
+            f"the local storage folder {storage.root} does not exist. Without BUCKET_NAME the app keeps "
+            "files in LOCAL_STORAGE_DIR (default .chainlit/element-files) under the directory it runs in: "
+            "run doctor there, pass --app-dir, or set LOCAL_STORAGE_DIR as the app does. (The folder "
+            "appears with the app's first upload.)"
+        )
     await storage.put(key, PROBE, "text/plain", "doctor.txt")
-    return f"wrote {key}"
+    return f"probe object written to {describe(storage)}"
 
 
 async def _round_trip(settings: Settings, storage: ElementStorage, key: str) -> str:

@@ -8,6 +8,8 @@ DataLayerError
 
 from __future__ import annotations
 
+import re
+
 
 class DataLayerError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -27,3 +29,21 @@ class SchemaConflictError(SchemaOutOfDateError):
 
 class StorageError(DataLayerError):
     """The object store refused an upload, a delete or a URL."""
+
+
+_LIBRARY_LINK = re.compile(r"\s*\(Background on this error at: [^)]*\)")
+
+
+def describe(error: BaseException) -> str:
+    """``Class: first line`` of the error at the root of ``error``, for a person to read.
+
+    SQLAlchemy wraps driver errors (``.orig``, ``__cause__``) and appends the SQL and a link to its own
+    documentation; neither helps an operator, and the SQL may carry user data.
+    """
+    cause = error
+    while (deeper := getattr(cause, "orig", None) or cause.__cause__) is not None and deeper is not cause:
+        if not isinstance(deeper, BaseException):
+            break
+        cause = deeper
+    lines = _LIBRARY_LINK.sub("", str(cause)).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0]}" if lines else type(cause).__name__

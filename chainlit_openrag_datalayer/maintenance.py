@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import RowMapping, delete, func, select
+from sqlalchemy import RowMapping, Text, any_, bindparam, delete, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import BindParameter
 
 from . import queries
 from .errors import DataLayerError
@@ -32,6 +36,11 @@ SWEEP_GRACE = timedelta(hours=1)
 
 def _no_progress(done: int, total: int) -> None:
     """Progress is optional."""
+
+
+def _text_array(values: Sequence[str]) -> BindParameter[Any]:
+    """One array parameter (``= ANY($1)``): any number of values, where ``IN`` would need one each."""
+    return bindparam(None, list(values), type_=ARRAY(Text))
 
 
 async def _user_id(engine: AsyncEngine, identifier: str) -> str:
@@ -61,36 +70,75 @@ async def _delete_threads(
 
 
 @dataclass(frozen=True)
+class ThreadSummary:
+    """One thread as ``purge`` lists it before deleting."""
+
+    id: str
+    owner: str | None  # the user's identifier
+    name: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class PurgePlan:
+    """The threads idle since before ``cutoff``, and how many stored files they hold."""
+
+    cutoff: datetime
+    threads: list[ThreadSummary]
+    objects: int
+
+
+@dataclass(frozen=True)
 class PurgeResult:
     threads: int
     objects: int
-    dry_run: bool
 
 
-async def purge(
-    engine: AsyncEngine,
-    storage: ElementStorage,
-    older_than: timedelta,
-    *,
-    user_identifier: str | None = None,
-    dry_run: bool = False,
-    progress: Progress = _no_progress,
-) -> PurgeResult:
-    """Delete threads whose last activity (``"updatedAt"``) is older than ``older_than``."""
+async def purge_plan(
+    engine: AsyncEngine, older_than: timedelta, *, user_identifier: str | None = None
+) -> PurgePlan:
+    """The threads whose last activity (``"updatedAt"``) is older than ``older_than``, oldest first."""
     cutoff = datetime.now(timezone.utc) - older_than
     condition = thread.c.updatedAt < cutoff
     if user_identifier is not None:
         condition = condition & (thread.c.userId == await _user_id(engine, user_identifier))
+    listed = (
+        select(thread.c.id, user.c.identifier, thread.c.name, thread.c.updatedAt)
+        .select_from(thread.outerjoin(user, user.c.id == thread.c.userId))
+        .where(condition)
+        .order_by(thread.c.updatedAt, thread.c.id)
+    )
+    files = (
+        select(func.count(element.c.objectKey))
+        .join(thread, thread.c.id == element.c.threadId)
+        .where(condition)
+    )
     async with engine.connect() as connection:
-        ids = [str(i) for i in (await connection.execute(select(thread.c.id).where(condition))).scalars()]
-        if dry_run:
-            objects = await connection.scalar(
-                select(func.count(element.c.objectKey)).where(element.c.threadId.in_(ids))
-            )
-            return PurgeResult(len(ids), int(objects or 0), dry_run=True)
+        rows = await connection.execute(listed)
+        threads = [ThreadSummary(str(r.id), r.identifier, r.name, r.updatedAt) for r in rows]
+        objects = await connection.scalar(files)
+    return PurgePlan(cutoff, threads, int(objects or 0))
+
+
+async def purge(
+    engine: AsyncEngine, storage: ElementStorage, plan: PurgePlan, *, progress: Progress = _no_progress
+) -> PurgeResult:
+    """Delete the planned threads that are still idle since before the plan's cutoff (a thread that
+    came back to life after the plan was listed is kept)."""
+    still_idle = (
+        select(thread.c.id)
+        .where(
+            thread.c.id == any_(_text_array([t.id for t in plan.threads])), thread.c.updatedAt < plan.cutoff
+        )
+        .order_by(thread.c.updatedAt, thread.c.id)
+    )
+    async with engine.connect() as connection:
+        ids = [str(i) for i in (await connection.execute(still_idle)).scalars()]
     objects_removed = await _delete_threads(engine, storage, ids, progress)
-    logger.info("Purged %d threads and %d storage objects older than %s", len(ids), objects_removed, cutoff)
-    return PurgeResult(len(ids), objects_removed, dry_run=False)
+    logger.info(
+        "Purged %d threads and %d storage objects older than %s", len(ids), objects_removed, plan.cutoff
+    )
+    return PurgeResult(len(ids), objects_removed)
 
 
 # --- erase-user --------------------------------------------------------------------------------
@@ -100,6 +148,18 @@ async def purge(
 class EraseResult:
     threads: int
     objects: int
+
+
+async def erase_overview(engine: AsyncEngine, identifier: str) -> EraseResult:
+    """What ``erase_user`` would delete: the user's threads and the stored files their elements point at."""
+    user_id = await _user_id(engine, identifier)
+    files = select(func.count(element.c.objectKey)).join(thread, thread.c.id == element.c.threadId)
+    async with engine.connect() as connection:
+        threads = await connection.scalar(
+            select(func.count()).select_from(thread).where(thread.c.userId == user_id)
+        )
+        objects = await connection.scalar(files.where(thread.c.userId == user_id))
+    return EraseResult(int(threads or 0), int(objects or 0))
 
 
 async def erase_user(
@@ -158,14 +218,30 @@ async def _thread_document(engine: AsyncEngine, thread_id: str) -> dict[str, Any
 
 
 async def _copy_object(storage: ElementStorage, key: str, archive: zipfile.ZipFile) -> bool:
-    """Write one object into the archive under ``files/``; False when the object is missing."""
+    """Write one object into the archive; False (and no entry) when the object is missing."""
+    chunks = aiter(storage.read(key))
     try:
-        with archive.open(f"files/{key}", "w") as target:
-            async for chunk in storage.read(key):
-                target.write(chunk)
+        first = await anext(chunks, b"")
     except FileNotFoundError:
         return False
+    with archive.open(_file_entry(key), "w") as target:
+        target.write(first)
+        async for chunk in chunks:
+            target.write(chunk)
     return True
+
+
+def _thread_entry(thread_id: str) -> str:
+    """``threads/<id>.json`` with the id escaped as in object keys: one entry name, never a path out."""
+    return thread_prefix(thread_id).removesuffix("/") + ".json"
+
+
+def _file_entry(key: str) -> str:
+    """``files/<object key>``; a key (from an adopted database) with an empty, ``.`` or ``..`` segment, a
+    backslash or a control character becomes one percent-encoded name."""
+    segments = key.split("/")
+    unsafe = any(s in ("", ".", "..") for s in segments) or any(c == "\\" or not c.isprintable() for c in key)
+    return f"files/{quote(key, safe='') if unsafe else key}"
 
 
 async def export_user(
@@ -176,7 +252,11 @@ async def export_user(
     *,
     progress: Progress = _no_progress,
 ) -> ExportResult:
-    """A zip with ``user.json``, ``threads/<id>.json`` and each element file under ``files/<object key>``."""
+    """A zip with ``user.json``, ``threads/<id>.json`` and each element file under ``files/<object key>``.
+
+    Entry names come from escaped ids and keys, so no entry can point outside the folder it is unpacked in;
+    a missing object gets no entry and is listed in ``missing_files``.
+    """
     user_id = await _user_id(engine, identifier)
     async with engine.connect() as connection:
         user_row = (await connection.execute(select(user).where(user.c.id == user_id))).mappings().one()
@@ -189,7 +269,7 @@ async def export_user(
         archive.writestr("user.json", json.dumps(_json(user_row), indent=2))
         for done, thread_id in enumerate(ids, start=1):
             document = await _thread_document(engine, thread_id)
-            archive.writestr(f"threads/{thread_id}.json", json.dumps(document, indent=2))
+            archive.writestr(_thread_entry(thread_id), json.dumps(document, indent=2))
             for key in (e["objectKey"] for e in document["elements"] if e["objectKey"]):
                 if await _copy_object(storage, key, archive):
                     files += 1
@@ -201,37 +281,92 @@ async def export_user(
 
 # --- sweep -------------------------------------------------------------------------------------
 
+# The keys this package writes (``storage.object_key``): ``threads/<id>/files/<id>`` and ``files/<id>``,
+# each id one escaped segment. Anything else in the bucket belongs to someone else and is never listed.
+OWN_PREFIXES = ("threads/", "files/")
+_OWN_KEY = re.compile(r"(threads/[^/]+/)?files/[^/]+")
+
 
 @dataclass(frozen=True)
 class SweepResult:
+    """Objects no element points at, and elements whose object is gone; both older than ``cutoff``."""
+
     orphan_objects: list[str]
     missing_objects: list[tuple[str, str]]  # (element id, object key)
-    applied: bool
+    cutoff: datetime
+    applied: bool = False
+
+
+async def _own_objects(storage: ElementStorage) -> dict[str, datetime]:
+    """Every key under this package's prefixes that has the shape of a key it writes."""
+    return {
+        key: modified
+        for prefix in OWN_PREFIXES
+        async for key, modified in storage.objects(prefix)
+        if _OWN_KEY.fullmatch(key)
+    }
 
 
 async def sweep(
-    engine: AsyncEngine, storage: ElementStorage, *, apply: bool = False, grace: timedelta = SWEEP_GRACE
+    engine: AsyncEngine, storage: ElementStorage, *, grace: timedelta = SWEEP_GRACE
 ) -> SweepResult:
-    """Objects no element row points at, and element rows whose object is gone; ``apply`` deletes both.
+    """Find orphans and elements without object, leaving anything touched within ``grace`` alone.
 
-    Objects younger than ``grace`` are left alone: an upload lands before its element row.
+    Rows are read before the bucket is listed: an upload lands before its row, so a row read here has its
+    object in the listing unless the object is really gone. Nothing is deleted; see ``sweep_apply``.
     """
-    cutoff = datetime.now(timezone.utc) - grace
-    stored = {key: modified async for key, modified in storage.objects()}
+    # S3 reports LastModified in whole seconds (an upload at 12:00:00.7 says 12:00:00): a cutoff on a whole
+    # second never mistakes an upload made after it for an older one, even with `--min-age 0`.
+    cutoff = (datetime.now(timezone.utc) - grace).replace(microsecond=0)
     async with engine.connect() as connection:
         result = await connection.execute(
-            select(element.c.id, element.c.objectKey).where(element.c.objectKey.is_not(None))
+            select(element.c.id, element.c.objectKey, element.c.updatedAt).where(
+                element.c.objectKey.is_not(None)
+            )
         )
-        rows = [(str(r.id), str(r.objectKey)) for r in result]
-    referenced = {key for _, key in rows}
+        rows = list(result)
+    stored = await _own_objects(storage)
+    referenced = {str(r.objectKey) for r in rows}
     orphans = sorted(key for key, modified in stored.items() if key not in referenced and modified < cutoff)
-    missing = [(element_id, key) for element_id, key in rows if key not in stored]
-    if apply:
-        await storage.delete(orphans)
-        async with engine.begin() as connection:
-            await connection.execute(delete(element).where(element.c.id.in_([i for i, _ in missing])))
-        logger.info("Swept %d orphan objects and %d rows without object", len(orphans), len(missing))
-    return SweepResult(orphans, missing, applied=apply)
+    missing = [
+        (str(r.id), str(r.objectKey))
+        for r in rows
+        if r.updatedAt < cutoff and _OWN_KEY.fullmatch(r.objectKey) and r.objectKey not in stored
+    ]
+    return SweepResult(orphans, missing, cutoff)
+
+
+async def sweep_apply(engine: AsyncEngine, storage: ElementStorage, found: SweepResult) -> SweepResult:
+    """Delete what ``sweep`` found, re-checking each item first; returns what was deleted.
+
+    An object is deleted only if it is still there, still older than the cutoff and still unreferenced
+    once the bucket has been listed again; an element row only if its object is still absent from that
+    listing and the row has not been written since the cutoff (a re-upload keeps it).
+    """
+    stored = await _own_objects(storage)
+    candidates = [key for key in found.orphan_objects if key in stored and stored[key] < found.cutoff]
+    async with engine.connect() as connection:
+        result = await connection.execute(
+            select(element.c.objectKey).where(element.c.objectKey == any_(_text_array(candidates)))
+        )
+        referenced = set(result.scalars())
+    orphans = [key for key in candidates if key not in referenced]
+    await storage.delete(orphans)
+    gone = [(element_id, key) for element_id, key in found.missing_objects if key not in stored]
+    async with engine.begin() as connection:
+        result = await connection.execute(
+            delete(element)
+            .where(
+                element.c.id == any_(_text_array([element_id for element_id, _ in gone])),
+                element.c.objectKey == any_(_text_array([key for _, key in gone])),
+                element.c.updatedAt < found.cutoff,
+            )
+            .returning(element.c.id, element.c.objectKey)
+        )
+        deleted = {(str(r.id), str(r.objectKey)) for r in result}
+    missing = [pair for pair in gone if pair in deleted]
+    logger.info("Swept %d orphan objects and %d rows without object", len(orphans), len(missing))
+    return SweepResult(orphans, missing, found.cutoff, applied=True)
 
 
 # --- feedback report ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.script import ScriptDirectory
+from alembic.script import Script, ScriptDirectory
 from sqlalchemy import Connection, column, func, select, table
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -118,8 +118,10 @@ def _upgrade_on(
         )
     plan = adoption.plan(connection, detection)
     current, pending = _pending(connection, plan, revision)
-    done = [] if pending else [f"schema is already at {current} ({revision})"]
-    lines = [f"Database shape: {detection.shape.value}", *plan.steps, *pending, *done]
+    steps = [f"apply revision {r.revision}: {r.doc}" for r in pending]
+    lines = [f"Database shape: {detection.shape.value}", *plan.steps, *steps]
+    if not pending:
+        lines.append(f"Schema is already at {current} ({revision}): nothing to apply.")
     if dry_run:
         return lines
     config = alembic_config()
@@ -127,15 +129,17 @@ def _upgrade_on(
     if plan.shape.adoptable:
         adoption.prepare(connection, plan)
         adoption.adopt(connection, plan, lambda: command.upgrade(config, adoption.TARGET_REVISION), progress)
-    for line in pending:
-        progress(line)
+    for script in pending:
+        progress(f"applying revision {script.revision}")
     command.upgrade(config, revision)
-    logger.info("Database schema upgraded to %s", revision)
+    if pending:
+        lines.append(f"Schema is now at {pending[-1].revision} ({revision}).")
+        logger.info("Database schema upgraded to %s", pending[-1].revision)
     return lines
 
 
-def _pending(connection: Connection, plan: adoption.Plan, revision: str) -> tuple[str | None, list[str]]:
-    """The revision before ``upgrade``, and one line per revision it applies after any adoption."""
+def _pending(connection: Connection, plan: adoption.Plan, revision: str) -> tuple[str | None, list[Script]]:
+    """The revision the schema is at (after any adoption), and those ``upgrade`` applies, oldest first."""
     current: str | None = None
     if plan.shape is adoption.Shape.MANAGED:
         version = table(VERSION_TABLE, column("version_num"))
@@ -144,9 +148,7 @@ def _pending(connection: Connection, plan: adoption.Plan, revision: str) -> tupl
         current = adoption.TARGET_REVISION
     script = ScriptDirectory.from_config(alembic_config())
     revisions = script.iterate_revisions(revision, current or "base")
-    return current, [
-        f"apply revision {r.revision}: {r.doc}" for r in reversed(list(revisions)) if r is not None
-    ]
+    return current, [r for r in reversed(list(revisions)) if r is not None]
 
 
 async def current_revision(connection: AsyncConnection) -> str | None:

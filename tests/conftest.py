@@ -13,6 +13,7 @@ import pytest
 
 if TYPE_CHECKING:
     from chainlit_openrag_datalayer import OpenRAGDataLayer
+    from tests.cli_support import InProcessCli
 
 from tests import services
 from tests.services import (
@@ -114,6 +115,14 @@ def bucket_name() -> str:
 def s3_environ(s3_server: str, bucket_name: str) -> dict[str, str]:
     """The S3 variables of Settings.from_env, pointing at the moto server and this test's bucket."""
     return services.s3_environ(s3_server, bucket_name)
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> InProcessCli:
+    """The command line run in this process: `await cli(environ, "purge", ...)` or `cli.run(...)`."""
+    from tests.cli_support import InProcessCli
+
+    return InProcessCli(monkeypatch, capsys)
 
 
 @pytest.fixture

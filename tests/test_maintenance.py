@@ -54,20 +54,41 @@ async def test_purge_deletes_only_threads_idle_longer_than_the_age(
     old, recent = await deployment.talk(), await deployment.talk()
     await deployment.age_thread(old.thread_id, days=100)
     await deployment.age_thread(recent.thread_id, days=1)
-    result = await maintenance.purge(engine, storage, timedelta(days=90))
+    plan = await maintenance.purge_plan(engine, timedelta(days=90))
+    result = await maintenance.purge(engine, storage, plan)
     assert (result.threads, result.objects) == (1, 1)
     assert await deployment.layer.get_thread(old.thread_id) is None
     assert keys_in(deployment, s3_server) == [recent.object_key]
 
 
-async def test_purge_dry_run_counts_and_deletes_nothing(
-    deployment: Deployment, engine: AsyncEngine, storage: ElementStorage
+async def test_purge_plan_lists_threads_with_owner_name_and_activity_and_deletes_nothing(
+    deployment: Deployment, engine: AsyncEngine
 ) -> None:
     old = await deployment.talk()
     await deployment.age_thread(old.thread_id, days=100)
-    result = await maintenance.purge(engine, storage, timedelta(days=90), dry_run=True)
-    assert (result.threads, result.objects, result.dry_run) == (1, 1, True)
+    plan = await maintenance.purge_plan(engine, timedelta(days=90))
+    [listed] = plan.threads
+    assert (listed.id, listed.owner, listed.name, plan.objects) == (
+        old.thread_id,
+        old.identifier,
+        old.name,
+        1,
+    )
+    assert listed.updated_at < plan.cutoff
     assert await deployment.layer.get_thread(old.thread_id) is not None
+
+
+async def test_purge_keeps_a_planned_thread_that_came_back_to_life(
+    deployment: Deployment, engine: AsyncEngine, storage: ElementStorage
+) -> None:
+    """A message arrives between the listing and the confirmation: that thread is no longer idle."""
+    revived = await deployment.talk()
+    await deployment.age_thread(revived.thread_id, days=100)
+    plan = await maintenance.purge_plan(engine, timedelta(days=90))
+    await deployment.age_thread(revived.thread_id, days=0)
+    result = await maintenance.purge(engine, storage, plan)
+    assert result.threads == 0
+    assert await deployment.layer.get_thread(revived.thread_id) is not None
 
 
 async def test_purge_for_one_user_leaves_other_users_threads(
@@ -76,14 +97,15 @@ async def test_purge_for_one_user_leaves_other_users_threads(
     mine, theirs = await deployment.talk(), await deployment.talk()
     for talk in (mine, theirs):
         await deployment.age_thread(talk.thread_id, days=100)
-    result = await maintenance.purge(engine, storage, timedelta(days=90), user_identifier=mine.identifier)
+    plan = await maintenance.purge_plan(engine, timedelta(days=90), user_identifier=mine.identifier)
+    result = await maintenance.purge(engine, storage, plan)
     assert result.threads == 1
     assert await deployment.layer.get_thread(theirs.thread_id) is not None
 
 
-async def test_purge_for_unknown_user_is_an_error(engine: AsyncEngine, storage: ElementStorage) -> None:
+async def test_purge_for_unknown_user_is_an_error(engine: AsyncEngine) -> None:
     with pytest.raises(DataLayerError, match="No user with identifier"):
-        await maintenance.purge(engine, storage, timedelta(days=1), user_identifier=f"nobody-{uuid4()}")
+        await maintenance.purge_plan(engine, timedelta(days=1), user_identifier=f"nobody-{uuid4()}")
 
 
 async def test_erase_user_removes_user_threads_and_every_object(
@@ -93,8 +115,9 @@ async def test_erase_user_removes_user_threads_and_every_object(
     talk, other = await deployment.talk(), await deployment.talk()
     stray = f"threads/{talk.thread_id}/files/{uuid4()}"
     await storage.put(stray, b"left behind", "text/plain", "stray.txt")
+    overview = await maintenance.erase_overview(engine, talk.identifier)
     result = await maintenance.erase_user(engine, storage, talk.identifier)
-    assert (result.threads, result.objects) == (1, 2)
+    assert (overview.threads, overview.objects, result.threads, result.objects) == (1, 1, 1, 2)
     assert await deployment.layer.get_user(talk.identifier) is None
     assert keys_in(deployment, s3_server) == [other.object_key]
 
@@ -130,6 +153,7 @@ async def test_sweep_reports_orphan_objects_and_rows_without_object(
     orphan = f"threads/{uuid4()}/files/{uuid4()}"
     await storage.put(orphan, b"nobody points here", "text/plain", "orphan.txt")
     await storage.delete([lost.object_key])
+    await deployment.next_second()
     result = await maintenance.sweep(engine, storage, grace=timedelta(0))
     assert result.orphan_objects == [orphan]
     assert result.missing_objects == [(lost.element_id, lost.object_key)]
@@ -142,7 +166,10 @@ async def test_sweep_apply_deletes_orphans_and_rows_without_object(
     kept, lost = await deployment.talk(), await deployment.talk()
     await storage.put(f"files/{uuid4()}", b"orphan", "text/plain", "orphan.txt")
     await storage.delete([lost.object_key])
-    await maintenance.sweep(engine, storage, apply=True, grace=timedelta(0))
+    await deployment.next_second()
+    found = await maintenance.sweep(engine, storage, grace=timedelta(0))
+    applied = await maintenance.sweep_apply(engine, storage, found)
+    assert (applied.orphan_objects, applied.missing_objects) == (found.orphan_objects, found.missing_objects)
     assert keys_in(deployment, s3_server) == [kept.object_key]
     assert await deployment.layer.get_element(lost.thread_id, lost.element_id) is None
 
@@ -153,7 +180,7 @@ async def test_sweep_leaves_objects_younger_than_the_grace_period(
     """An upload whose element row is not written yet is not an orphan."""
     await deployment.talk()
     await storage.put(f"files/{uuid4()}", b"uploading", "text/plain", "new.txt")
-    result = await maintenance.sweep(engine, storage, apply=True)
+    result = await maintenance.sweep(engine, storage)
     assert result.orphan_objects == []
 
 
