@@ -129,8 +129,8 @@ def _upgrade_on(
     if plan.shape.adoptable:
         adoption.prepare(connection, plan)
         adoption.adopt(connection, plan, lambda: command.upgrade(config, adoption.TARGET_REVISION), progress)
-    for script in pending:
-        progress(f"applying revision {script.revision}")
+    for line in steps:
+        progress(line)
     command.upgrade(config, revision)
     if pending:
         lines.append(f"Schema is now at {pending[-1].revision} ({revision}).")
