@@ -1,4 +1,9 @@
-"""`chainlit run app_example.py` as a user starts it: a subprocess in its own directory, on loopback."""
+"""Chainlit apps as users start them: a subprocess in its own directory, on loopback.
+
+Two shapes: `chainlit run app.py` (``ChainlitApp``) and a FastAPI app that mounts the Chainlit app with
+``mount_chainlit(app, target=..., path="/chainlit")``, served by uvicorn, as OpenRAG serves its chat
+(``MountedApp``, parent app in ``tests/browser/parent_app.py``).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,11 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -17,26 +24,38 @@ import httpx
 from tests.conformance.objects import StoredObjects
 from tests.services import LOOPBACK, free_port
 
-APP = Path(__file__).resolve().parents[2] / "app_example.py"
+REPOSITORY = Path(__file__).resolve().parents[2]
+APP = REPOSITORY / "app_example.py"
 CHAINLIT = Path(sys.executable).with_name("chainlit")
+PARENT_APP = "tests.browser.parent_app:app"
 # Variables of the test process that must not leak into the app: it gets exactly the settings a test gives it.
 APP_SETTINGS = re.compile(
-    r"(DATABASE_URL|DATABASE_POOL_SIZE|BUCKET_NAME|DEV_AWS_ENDPOINT|EMBEDDED_POSTGRES_DIR|LOCAL_STORAGE_DIR"
-    r"|LITERAL_API_KEY|STORAGE_\w+|APP_AWS_\w+|AWS_\w+|CHAINLIT_\w+)"
+    r"(DATABASE_\w+|BUCKET_NAME|DEV_AWS_ENDPOINT|EMBEDDED_POSTGRES_DIR|LOCAL_STORAGE_DIR|LITERAL_API_KEY"
+    r"|STORAGE_\w+|APP_AWS_\w+|AWS_\w+|CHAINLIT_\w+|WRITE_RETRY_SECONDS|MAX_PENDING_\w+|REDACT_\w+"
+    r"|MOUNTED_\w+)"
 )
 
 
-class ChainlitApp:
-    """The example app with ``root`` as its working directory, where Chainlit keeps ``.chainlit/``.
+class AppServer:
+    """A web app in a subprocess whose working directory is ``root`` (where Chainlit keeps ``.chainlit/``).
 
-    The port stays the same across ``restart()``, so a browser's cookies and pages still apply.
+    ``base_url`` is where the Chainlit app answers (``origin`` plus its public root path). The port stays
+    the same across ``restart()``, so a browser's cookies and pages still apply.
     """
 
-    def __init__(self, root: Path, settings: Mapping[str, str], warm_up_login: tuple[str, str]) -> None:
+    def __init__(
+        self,
+        root: Path,
+        settings: Mapping[str, str],
+        warm_up_login: tuple[str, str],
+        root_path: str = "",
+    ) -> None:
         self.root = root
         self.port = free_port()
-        self.base_url = f"http://{LOOPBACK}:{self.port}"
-        self.log_path = root / "chainlit.log"
+        self.origin = f"http://{LOOPBACK}:{self.port}"
+        self.root_path = root_path.rstrip("/")
+        self.base_url = self.origin + self.root_path
+        self.log_path = root / "app.log"
         self.settings = dict(settings)
         self.environ = {key: value for key, value in os.environ.items() if not APP_SETTINGS.fullmatch(key)}
         missing = str(root / "no-such-aws-file")
@@ -47,12 +66,23 @@ class ChainlitApp:
         self._warm_up_login = warm_up_login
         self._process: subprocess.Popen[bytes] | None = None
 
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def pid(self) -> int | None:
+        """The server process, while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    def url(self, path: str) -> str:
+        """``path`` (starting with ``/``) under the Chainlit app's public root."""
+        return self.base_url + path
+
     def start(self, timeout: float = 180) -> None:
         """Start and wait until a login works (the first one opens the database, even the embedded one)."""
-        command = [str(CHAINLIT), "run", str(APP), "--headless", "--host", LOOPBACK, "--port", str(self.port)]
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                command, cwd=self.root, env=self.environ, stdout=log, stderr=subprocess.STDOUT
+                self.command(), cwd=self.root, env=self.environ, stdout=log, stderr=subprocess.STDOUT
             )
         try:
             self._wait_until_ready(time.monotonic() + timeout)
@@ -60,13 +90,13 @@ class ChainlitApp:
             self.stop()
             raise
 
-    def stop(self, timeout: float = 60) -> int | None:
-        """Ctrl+C, as a developer stops it: uvicorn shuts down and the data layer closes; the exit code."""
+    def stop(self, timeout: float = 60, sig: signal.Signals = signal.SIGINT) -> int | None:
+        """Ctrl+C (or ``sig``), as an operator stops it; the exit code (killed after ``timeout``)."""
         process, self._process = self._process, None
         if process is None:
             return None
         if process.poll() is None:
-            process.send_signal(signal.SIGINT)
+            process.send_signal(sig)
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -85,16 +115,16 @@ class ChainlitApp:
 
     def _wait_until_ready(self, deadline: float) -> None:
         assert self._process is not None
-        with httpx.Client(base_url=self.base_url, timeout=30) as http:
-            while not self._answers(http, "/health"):
+        with httpx.Client(timeout=30) as http:
+            while not self._answers(http, self.url("/auth/config")):
                 if self._process.poll() is not None:
-                    raise RuntimeError(f"chainlit exited with {self._process.returncode}:\n{self.log_tail()}")
+                    raise RuntimeError(f"the app exited with {self._process.returncode}:\n{self.log_tail()}")
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"chainlit did not answer on {self.base_url}:\n{self.log_tail()}")
+                    raise TimeoutError(f"the app did not answer on {self.base_url}:\n{self.log_tail()}")
                 time.sleep(0.25)
             username, password = self._warm_up_login
             response = http.post(
-                "/login",
+                self.url("/login"),
                 data={"username": username, "password": password},
                 timeout=max(deadline - time.monotonic(), 1),
             )
@@ -102,11 +132,124 @@ class ChainlitApp:
                 raise RuntimeError(f"login answered {response.status_code}:\n{self.log_tail()}")
 
     @staticmethod
-    def _answers(http: httpx.Client, path: str) -> bool:
+    def _answers(http: httpx.Client, url: str) -> bool:
         try:
-            return http.get(path).status_code == 200
+            return http.get(url).status_code == 200
         except httpx.TransportError:
             return False
+
+
+class ChainlitApp(AppServer):
+    """``chainlit run TARGET`` (the example app unless told), optionally with ``--root-path``."""
+
+    def __init__(
+        self,
+        root: Path,
+        settings: Mapping[str, str],
+        warm_up_login: tuple[str, str],
+        target: Path = APP,
+        root_path: str = "",
+    ) -> None:
+        super().__init__(root, settings, warm_up_login, root_path)
+        self.target = target
+
+    def command(self) -> list[str]:
+        command = [str(CHAINLIT), "run", str(self.target), "--headless", "--host", LOOPBACK]
+        command += ["--port", str(self.port)]
+        return command + (["--root-path", self.root_path] if self.root_path else [])
+
+
+class MountedApp(AppServer):
+    """``uvicorn`` serving a FastAPI app that mounts ``target`` at ``mount_path`` (see ``parent_app.py``).
+
+    ``parent_root_path`` is the FastAPI app's own ``root_path`` (a proxy prefix Chainlit is told about);
+    ``uvicorn_args`` go to uvicorn as they are (``--root-path /api``, ``--workers 2``...). ``public_prefix``
+    is what sits in front of the mount in browsers' URLs (a prefix a proxy strips, for example).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        settings: Mapping[str, str],
+        warm_up_login: tuple[str, str],
+        target: Path = APP,
+        mount_path: str = "/chainlit",
+        parent_root_path: str = "",
+        uvicorn_args: Sequence[str] = (),
+        public_prefix: str = "",
+    ) -> None:
+        super().__init__(root, settings, warm_up_login, public_prefix + mount_path)
+        self.target = target
+        self.uvicorn_args = list(uvicorn_args)
+        self.environ.update(
+            MOUNTED_CHAINLIT_TARGET=str(target),
+            MOUNTED_CHAINLIT_PATH=mount_path,
+            MOUNTED_PARENT_ROOT_PATH=parent_root_path,
+            PYTHONPATH=os.pathsep.join(filter(None, [str(REPOSITORY), self.environ.get("PYTHONPATH")])),
+        )
+
+    def command(self) -> list[str]:
+        command = [sys.executable, "-m", "uvicorn", PARENT_APP, "--host", LOOPBACK, "--port", str(self.port)]
+        return command + self.uvicorn_args
+
+
+class PrefixProxy:
+    """A reverse proxy on loopback that serves ``upstream`` under ``prefix`` and strips it, as an ingress
+    publishing an app at ``https://host/api/`` does. Plain HTTP requests only (no websocket)."""
+
+    HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "host", "content-length"})
+
+    def __init__(self, prefix: str, upstream: str) -> None:
+        self.prefix, self.upstream = prefix, upstream
+        self.port = free_port()
+        self.origin = f"http://{LOOPBACK}:{self.port}"
+        self._server = ThreadingHTTPServer((LOOPBACK, self.port), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> PrefixProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Forward(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self._forward()
+
+            def do_POST(self) -> None:
+                self._forward()
+
+            def _forward(self) -> None:
+                if not self.path.startswith(proxy.prefix + "/"):
+                    self.send_error(404, "outside the proxy prefix")
+                    return
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in proxy.HOP_BY_HOP}
+                upstream = httpx.request(
+                    self.command,
+                    proxy.upstream + self.path.removeprefix(proxy.prefix),
+                    headers=headers,
+                    content=body,
+                    timeout=60,
+                )
+                self.send_response(upstream.status_code)
+                for key, value in upstream.headers.multi_items():
+                    if key.lower() not in proxy.HOP_BY_HOP | {"content-encoding"}:
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(upstream.content)))
+                self.end_headers()
+                self.wfile.write(upstream.content)
+
+            def log_message(self, format: str, *args: object) -> None:
+                """Quiet: the test reports what matters."""
+
+        return Forward
 
 
 @dataclass(frozen=True)
@@ -127,7 +270,7 @@ class Deployment:
     """One running app and where it keeps element files."""
 
     name: str
-    app: ChainlitApp
+    app: AppServer
     objects: StoredObjects | LocalObjects
 
     @property
@@ -139,6 +282,26 @@ class Deployment:
         """Element URLs point at S3 itself rather than at the app."""
         settings = self.app.settings
         return "BUCKET_NAME" in settings and settings.get("STORAGE_URL_MODE", "presigned") == "presigned"
+
+
+def postgres_processes(data_dir: Path) -> list[int]:
+    """PIDs of the PostgreSQL server of ``data_dir`` and of its children (read from /proc)."""
+    needle = str(data_dir.resolve()).encode()
+    parents: dict[int, int] = {}
+    servers = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command_line = (entry / "cmdline").read_bytes()
+            stat = (entry / "stat").read_text()
+        except OSError:  # the process ended while we looked
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
+        if command_line.split(b"\0")[0].endswith(b"postgres") and needle in command_line:
+            servers.add(pid)
+    return sorted(servers | {pid for pid, parent in parents.items() if parent in servers})
 
 
 def stop_leftover_postgres(data_dir: Path, timeout: float = 30) -> bool:

@@ -23,7 +23,7 @@ from uuid import uuid4
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from tests.browser.app_server import ChainlitApp, Deployment, LocalObjects, stop_leftover_postgres
+from tests.browser.app_server import AppServer, ChainlitApp, Deployment, LocalObjects, stop_leftover_postgres
 from tests.browser.chat import (
     ALICE,
     Account,
@@ -45,7 +45,7 @@ QUESTION = "How are feedback ratings stored?"
 
 expect.set_options(timeout=30_000)  # two cores shared with other test runs: be patient, never sleep
 _open_browsers: list[Browser] = []
-_running_apps: list[ChainlitApp] = []
+_running_apps: list[AppServer] = []
 
 
 @pytest.fixture(scope="module")
