@@ -4,6 +4,10 @@ A URL carries its grant (object key, file name, type, owner, thread, expiry) in 
 with HMAC-SHA256 under a key derived from ``CHAINLIT_AUTH_SECRET``. The route refuses a tampered,
 expired or foreign grant, and, when the app requires login, a user who is neither the thread's owner
 nor a viewer Chainlit admits to the thread (see ``admitted_to_thread``).
+
+The route sits beside Chainlit's own routes and the URLs carry the path prefix browsers use for them,
+however the app is served: ``chainlit run`` (with or without ``--root-path``), or mounted in a FastAPI
+app with ``mount_chainlit(app, target=..., path=...)``, behind a proxy prefix or not.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from chainlit.auth import get_current_user, require_login
@@ -26,6 +32,8 @@ from chainlit.data.base import BaseDataLayer
 from chainlit.user import User
 from fastapi import Depends, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.types import Receive, Scope, Send
 
 from .storage.base import content_disposition, is_inline, mime_essence
 
@@ -35,6 +43,8 @@ ROUTE_PATH = "/openrag-datalayer/files"
 _FIELDS = ("k", "n", "m", "u", "t", "e")
 # Every served file: no script, plugin or form of it runs, and the browser never guesses another type.
 SECURITY_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
+# The ASGI root_path of the request (or socket) being served, recorded as Chainlit's app routes it.
+_request_root_path: ContextVar[str | None] = ContextVar("openrag_datalayer_root_path", default=None)
 
 
 class InvalidGrant(Exception):
@@ -80,7 +90,7 @@ class UrlSigner:
         expires = int((time.time() if now is None else now) + self.expiry_seconds)
         values = {"k": key, "n": name, "m": mime, "u": user or "", "t": thread or "", "e": str(expires)}
         values["s"] = self._signature(values)
-        return f"{_root_path()}{ROUTE_PATH}?{urlencode(values)}"
+        return f"{public_root_path()}{ROUTE_PATH}?{urlencode(values)}"
 
     def verify(self, query: Mapping[str, str], now: float | None = None) -> FileGrant:
         if any(field not in query for field in (*_FIELDS, "s")):
@@ -110,14 +120,56 @@ class UrlSigner:
 
 
 def ensure_route() -> None:
-    """Mount the file route on Chainlit's app, ahead of its catch-all front-end route."""
+    """Add the file route to Chainlit's app, beside its own routes and ahead of its catch-all page route."""
     from chainlit.server import app
 
-    path = _root_path() + ROUTE_PATH
-    if any(getattr(route, "path", None) == path for route in app.router.routes):
+    routes = app.router.routes
+    if any(isinstance(route, RootPathRecorder) for route in routes):
         return
-    app.add_api_route(path, serve_file, methods=["GET"], include_in_schema=False)
-    app.router.routes.insert(0, app.router.routes.pop())
+    app.add_api_route(
+        chainlit_route_prefix() + ROUTE_PATH, serve_file, methods=["GET"], include_in_schema=False
+    )
+    routes.insert(0, routes.pop())
+    routes.insert(0, RootPathRecorder())
+
+
+def public_root_path() -> str:
+    """The path prefix of Chainlit's routes as browsers reach them (``/chainlit`` when mounted there).
+
+    Inside a request, or a websocket event: the ASGI ``root_path`` it came through (mounts, ``--root-path``,
+    a proxy prefix the app was told about) plus the prefix of Chainlit's own routes. Elsewhere: what
+    Chainlit gives its front end, ``CHAINLIT_PARENT_ROOT_PATH`` + ``CHAINLIT_ROOT_PATH``.
+    """
+    recorded = _request_root_path.get()
+    if recorded is None:
+        root = os.environ.get("CHAINLIT_PARENT_ROOT_PATH", "") + os.environ.get("CHAINLIT_ROOT_PATH", "")
+    else:
+        root = recorded + chainlit_route_prefix()
+    return root.rstrip("/")
+
+
+def chainlit_route_prefix() -> str:
+    """Where Chainlit's routes start inside its own app: its router's prefix (``--root-path`` on Chainlit
+    2.12, nothing on 2.2, where uvicorn's ``root_path`` carries it instead)."""
+    from chainlit.server import router
+
+    return str(router.prefix)
+
+
+class RootPathRecorder(BaseRoute):
+    """First of Chainlit's routes; matches nothing. It records the request's ASGI ``root_path`` for
+    ``public_root_path()``: the request's own task (and the socket.io handlers it starts) sees it."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] in ("http", "websocket"):
+            _request_root_path.set(scope.get("root_path", "").rstrip("/"))
+        return Match.NONE, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError("RootPathRecorder never matches")
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
+        raise NoMatchFound(name, path_params)
 
 
 async def serve_file(
@@ -193,10 +245,3 @@ def _headers(grant: FileGrant) -> dict[str, str]:
         "Cache-Control": f"private, max-age={max(grant.expires - int(time.time()), 0)}",
         **SECURITY_HEADERS,
     }
-
-
-def _root_path() -> str:
-    from chainlit.config import config
-
-    root_path: str = config.run.root_path
-    return root_path.rstrip("/")
