@@ -1,72 +1,53 @@
-"""S3 presigned GET URLs (AWS Signature Version 4, query string), computed locally.
+"""Presigned S3 GET URLs, signed by botocore's own SigV4 query signer (``S3SigV4QueryAuth``).
 
-botocore's ``generate_presigned_url`` runs its event and endpoint-resolution machinery on every
-call: ~0.4 ms per URL, so 4 ms of a 10-element ``get_thread``. This signer does the same HMAC work
-in ~20 µs. It is used for custom endpoints (MinIO, localstack, path-style) with static keys; AWS
-itself, and credentials from the default chain, keep going through botocore. Tests compare its
-URLs with botocore's.
+``generate_presigned_url`` resolves the endpoint and runs botocore's event machinery on every call:
+~0.4 ms per URL, 4 ms of a 10-element ``get_thread``. Nothing it resolves depends on the key, so
+``Presigner`` asks botocore once for the URL of a probe key, keeps everything but that key (scheme,
+host, path or virtual-hosted style, signing region), and signs each URL with ``S3SigV4QueryAuth``
+and the client's credentials, frozen per URL so that temporary ones are refreshed when they expire.
+tests/test_presign.py compares its URLs with ``generate_presigned_url``'s.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from dataclasses import dataclass, field
-from datetime import datetime
-from urllib.parse import quote, urlsplit
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
-ALGORITHM = "AWS4-HMAC-SHA256"
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+from botocore.auth import S3SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.utils import percent_encode
 
-
-def _encode(value: str) -> str:
-    return quote(value, safe="-_.~")
+_PROBE_KEY = "chainlit-openrag-datalayer-probe"
 
 
-@dataclass
-class PathStyleSigner:
-    """Signs GET URLs for ``{endpoint}/{bucket}/{key}``."""
+@dataclass(frozen=True)
+class Presigner:
+    """Signs GET URLs for the keys of one bucket, with botocore's signer."""
 
-    endpoint_url: str
-    bucket: str
+    base_url: str  # everything before the key: "https://host/bucket/" or "https://bucket.host/"
     region: str
-    access_key: str
-    secret_key: str
-    _keys: dict[str, bytes] = field(default_factory=dict, repr=False)
+    service: str
+    expires_seconds: int
+    credentials: Any  # aiobotocore credentials, static or refreshable; None signs nothing
 
-    def __post_init__(self) -> None:
-        parts = urlsplit(self.endpoint_url)
-        self._origin = f"{parts.scheme}://{parts.netloc}"
-        default_port = _DEFAULT_PORTS.get(parts.scheme)
-        # botocore signs the Host header without a default port
-        self._host = parts.netloc if parts.port not in (None, default_port) else (parts.hostname or "")
-        self._prefix = parts.path.rstrip("/")
-
-    def url(self, key: str, expires_seconds: int, now: datetime) -> str:
-        """A URL valid for ``expires_seconds`` from ``now`` (an aware UTC datetime)."""
-        amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
-        scope = f"{day}/{self.region}/s3/aws4_request"
-        path = f"{self._prefix}/{self.bucket}/{quote(key, safe='/~')}"
-        query = "&".join(
-            f"{name}={_encode(value)}"
-            for name, value in (
-                ("X-Amz-Algorithm", ALGORITHM),
-                ("X-Amz-Credential", f"{self.access_key}/{scope}"),
-                ("X-Amz-Date", amz_date),
-                ("X-Amz-Expires", str(expires_seconds)),
-                ("X-Amz-SignedHeaders", "host"),
-            )
+    @classmethod
+    async def of(cls, client: Any, bucket: str, expires_seconds: int, credentials: Any) -> Presigner:
+        """Learn the URL shape from one ``generate_presigned_url`` of ``client`` (no request is sent)."""
+        probe: str = await client.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": _PROBE_KEY}, ExpiresIn=expires_seconds
         )
-        canonical = f"GET\n{path}\n{query}\nhost:{self._host}\n\nhost\nUNSIGNED-PAYLOAD"
-        to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-        signature = hmac.new(self._signing_key(day), to_sign.encode(), hashlib.sha256).hexdigest()
-        return f"{self._origin}{path}?{query}&X-Amz-Signature={signature}"
+        parts = urlsplit(probe)
+        assert parts.path.endswith(f"/{_PROBE_KEY}"), probe
+        # X-Amz-Credential is access-key/day/region/service/aws4_request
+        *_, region, service, _ = dict(parse_qsl(parts.query))["X-Amz-Credential"].split("/")
+        base_url = f"{parts.scheme}://{parts.netloc}{parts.path[: -len(_PROBE_KEY)]}"
+        return cls(base_url, region, service, expires_seconds, credentials)
 
-    def _signing_key(self, day: str) -> bytes:
-        key = self._keys.get(day)
-        if key is None:
-            key = f"AWS4{self.secret_key}".encode()
-            for part in (day, self.region, "s3", "aws4_request"):
-                key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-            self._keys = {day: key}  # one day's key; yesterday's is dropped
-        return key
+    async def url(self, key: str) -> str:
+        """A URL that GETs ``key`` until ``expires_seconds`` from now."""
+        frozen = await self.credentials.get_frozen_credentials() if self.credentials else None
+        request = AWSRequest(method="GET", url=self.base_url + percent_encode(key, safe="/~"))
+        S3SigV4QueryAuth(frozen, self.service, self.region, expires=self.expires_seconds).add_auth(request)
+        signed: str = request.url
+        return signed

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from ..config import S3Settings
 from ..errors import StorageError
 from .base import content_disposition
-from .presign import PathStyleSigner
+from .presign import Presigner
 
 logger = logging.getLogger(__name__)
 
@@ -38,18 +38,24 @@ _READ_CHUNK = 256 * 1024
 class S3Storage:
     """One aioboto3 client per process, opened on first use; URLs are signed when read.
 
-    With ``public_endpoint_url``, URLs are signed for the host the browser reaches, while uploads
-    go to ``endpoint_url`` (e.g. ``http://minio:9000`` inside compose).
+    Credentials are ``APP_AWS_ACCESS_KEY``/``APP_AWS_SECRET_KEY`` when set, else the AWS default
+    chain (environment, profile, SSO, web identity, container or instance role), whose temporary
+    credentials botocore refreshes. With ``public_endpoint_url``, URLs are signed for the host the
+    browser reaches, while uploads go to ``endpoint_url`` (e.g. ``http://minio:9000`` in compose).
     """
 
     def __init__(self, settings: S3Settings, url_expiry_seconds: int = 3600) -> None:
         self._settings = settings
         self._expiry = url_expiry_seconds
+        self._session = aioboto3.Session(
+            aws_access_key_id=settings.access_key,
+            aws_secret_access_key=settings.secret_key,
+            region_name=settings.region,
+        )
         self._stack: AsyncExitStack | None = None
         self._client: Any = None
-        self._signer: Any = None
+        self._signer: Presigner | None = None
         self._lock = asyncio.Lock()
-        self._local_signer = _local_signer(settings)
 
     @property
     def bucket(self) -> str:
@@ -65,20 +71,24 @@ class S3Storage:
                             self._new_client(self._settings.endpoint_url)
                         )
                         await self._ensure_bucket(client)
-                        public = self._settings.public_endpoint_url
-                        signer = (
-                            client
-                            if not public
-                            else await stack.enter_async_context(self._new_client(public))
-                        )
                     except BaseException:
                         await stack.aclose()
                         raise
-                    self._stack, self._client, self._signer = stack, client, signer
+                    self._stack, self._client = stack, client
         return self._client
 
+    async def _url_signer(self) -> Presigner:
+        """Made once, from a client of the endpoint the browser reaches (closed at once: no request)."""
+        if self._signer is None:
+            async with self._lock:
+                if self._signer is None:
+                    endpoint = self._settings.public_endpoint_url or self._settings.endpoint_url
+                    async with self._new_client(endpoint) as client:
+                        credentials = await self._session.get_credentials()
+                        self._signer = await Presigner.of(client, self.bucket, self._expiry, credentials)
+        return self._signer
+
     def _new_client(self, endpoint_url: str | None) -> Any:
-        s = self._settings
         config = AioConfig(
             signature_version="s3v4",
             s3={"addressing_style": "path" if endpoint_url else "auto"},
@@ -86,14 +96,7 @@ class S3Storage:
             connect_timeout=5,
             read_timeout=60,
         )
-        return aioboto3.Session().client(
-            "s3",
-            region_name=s.region,
-            aws_access_key_id=s.access_key,
-            aws_secret_access_key=s.secret_key,
-            endpoint_url=endpoint_url,
-            config=config,
-        )
+        return self._session.client("s3", endpoint_url=endpoint_url, config=config)
 
     async def _ensure_bucket(self, client: Any) -> None:
         """Create the bucket when it does not exist (a fresh MinIO or localstack)."""
@@ -166,29 +169,13 @@ class S3Storage:
                 yield item["Key"], item["LastModified"]
 
     async def url(self, key: str) -> str:
-        """A presigned GET URL; signing is local computation, no request is sent."""
-        if self._local_signer is not None:
-            return self._local_signer.url(key, self._expiry, datetime.now(timezone.utc))
-        await self._get_client()
-        url: str = await self._signer.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=self._expiry
-        )
-        return url
+        """A presigned GET URL, signed by botocore; signing is local computation, no request is sent."""
+        return await (await self._url_signer()).url(key)
 
     async def close(self) -> None:
-        stack, self._stack, self._client, self._signer = self._stack, None, None, None
+        stack, self._stack, self._client = self._stack, None, None
         if stack is not None:
             await stack.aclose()
-
-
-def _local_signer(settings: S3Settings) -> PathStyleSigner | None:
-    """The fast signer, where its assumptions hold: a custom endpoint and static keys."""
-    endpoint = settings.public_endpoint_url or settings.endpoint_url
-    if endpoint is None or settings.access_key is None or settings.secret_key is None:
-        return None
-    return PathStyleSigner(
-        endpoint, settings.bucket, settings.region, settings.access_key, settings.secret_key
-    )
 
 
 def _status(error: ClientError) -> int:
