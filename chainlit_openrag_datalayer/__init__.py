@@ -18,6 +18,7 @@ from .errors import (
     SchemaConflictError,
     SchemaOutOfDateError,
     StorageError,
+    WriteRefusedError,
 )
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ __all__ = [
     "SchemaOutOfDateError",
     "Settings",
     "StorageError",
+    "WriteRefusedError",
     "__version__",
 ]
 

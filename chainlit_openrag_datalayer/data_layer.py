@@ -22,11 +22,13 @@ from sqlalchemy.engine import URL
 from . import convert, normalise, queries, read_queries, served
 from .config import Settings
 from .database import Database, Row
+from .errors import WriteRefusedError
 from .storage import ElementStorage, LocalStorage, PresigningStorage, describe, object_key, storage_for
 from .writes import RetryPolicy, WriteSequencer, retrying
 
 if TYPE_CHECKING:
     from chainlit.element import Element
+    from chainlit.session import WebsocketSession
 
 logger = logging.getLogger(__name__)
 
@@ -134,13 +136,20 @@ class OpenRAGDataLayer(BaseDataLayer):
     # --- feedback ------------------------------------------------------------------------------
 
     async def upsert_feedback(self, feedback: Feedback) -> str:
+        """Raises ``WriteRefusedError`` for a feedback of another step, or on a deleted thread."""
         params = {
             "id": feedback.id,
             "stepId": feedback.forId,
+            "threadId": getattr(feedback, "threadId", None),  # sent by Chainlit 2.x's UI; absent in 2.2
             "value": float(feedback.value),
             "comment": normalise.optional_text(feedback.comment),
         }
         rows = await self._fetch(queries.feedback_upsert(), params)
+        if rows[0]["id"] is None:
+            subject = f"feedback {feedback.id} on step {feedback.forId}"
+            _report_refusal("upsert_feedback", subject, thread_deleted=rows[0]["threadDeleted"])
+            reason = "its thread was deleted" if rows[0]["threadDeleted"] else "it belongs to another message"
+            raise WriteRefusedError(f"This feedback was not saved: {reason}.")
         return str(rows[0]["id"])
 
     async def delete_feedback(self, feedback_id: str) -> bool:
@@ -152,11 +161,14 @@ class OpenRAGDataLayer(BaseDataLayer):
     @queued_until_user_message
     async def create_element(self, element: Element) -> None:
         subject = f"element {element.id} of thread {element.thread_id}"
+        if _outside_session_thread(element.thread_id):
+            _report_refusal("create_element", subject, thread_deleted=False)
+            return
         await self._background_write(
-            element.thread_id, "create_element", subject, lambda: self._create_element(element)
+            element.thread_id, "create_element", subject, lambda: self._create_element(element, subject)
         )
 
-    async def _create_element(self, element: Element) -> None:
+    async def _create_element(self, element: Element, subject: str) -> None:
         source = _element_source(element)
         key = None
         data = element.to_dict()
@@ -165,7 +177,11 @@ class OpenRAGDataLayer(BaseDataLayer):
             data["mime"] = mime = _mime_of(element)
             await self.storage.put(key, source, mime, element.name or element.id)
         params = convert.element_params(data, key, self.settings.redact_keys)
-        await self._execute(queries.element_upsert(with_thread=params["threadId"] is not None), params)
+        rows = await self._execute(queries.element_upsert(with_thread=params["threadId"] is not None), params)
+        if not rows[0]["applied"]:
+            _report_refusal("create_element", subject, thread_deleted=rows[0]["threadDeleted"])
+            if key is not None:  # under this write's own thread prefix: never another thread's object
+                await self._delete_objects([key])
 
     async def get_element(self, thread_id: str, element_id: str) -> ElementDict | None:
         rows = await self._fetch(queries.element_by_id(), {"threadId": thread_id, "elementId": element_id})
@@ -188,6 +204,11 @@ class OpenRAGDataLayer(BaseDataLayer):
 
     @queued_until_user_message
     async def delete_element(self, element_id: str, thread_id: str | None = None) -> None:
+        if _outside_session_thread(thread_id):
+            _report_refusal(
+                "delete_element", f"element {element_id} of thread {thread_id}", thread_deleted=False
+            )
+            return
         await self._background_write(
             thread_id,
             "delete_element",
@@ -229,7 +250,13 @@ class OpenRAGDataLayer(BaseDataLayer):
             self._remember_step(params["id"], thread_id)
         statement = queries.step_upsert(with_thread=thread_id is not None)
         subject = f"step {params['id']} of thread {thread_id}"
-        await self._background_write(thread_id, action, subject, lambda: self._execute(statement, params))
+
+        async def upsert() -> None:
+            rows = await self._execute(statement, params)
+            if not rows[0]["applied"]:
+                _report_refusal(action, subject, thread_deleted=rows[0]["threadDeleted"])
+
+        await self._background_write(thread_id, action, subject, upsert)
 
     def _remember_step(self, step_id: str, thread_id: str) -> None:
         """Recent steps' threads, so that ``delete_step(id)`` queues behind its thread's writes."""
@@ -304,7 +331,9 @@ class OpenRAGDataLayer(BaseDataLayer):
         }
 
         async def upsert() -> None:
-            await self._execute(queries.thread_upsert(), params)
+            rows = await self._execute(queries.thread_upsert(), params)
+            if not rows[0]["applied"]:
+                _report_refusal("update_thread", f"thread {thread_id}", thread_deleted=True)
 
         write = self._writes.run(thread_id, "update_thread", f"thread {thread_id}", upsert)
         await self._wait_or_detach(asyncio.ensure_future(write), f"update_thread for thread {thread_id}")
@@ -393,6 +422,18 @@ def _log_opened(url: URL, embedded: bool) -> None:
     )
 
 
+def _report_refusal(action: str, subject: str, *, thread_deleted: bool) -> None:
+    """One line, ids only: a late write to a deleted thread is expected, a reused id is not."""
+    if thread_deleted:
+        logger.info("%s for %s not applied: the thread was deleted", action, subject)
+    else:
+        logger.warning(
+            "%s for %s refused: the id belongs to another thread (or step) than the write names; "
+            "nothing was changed",
+            action, subject,
+        )  # fmt: skip
+
+
 def _forget(tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
     """Drop a finished detached task; its failure was already logged by the sequencer."""
 
@@ -404,9 +445,24 @@ def _forget(tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], No
     return done
 
 
-def _in_websocket_session() -> bool:
+def _websocket_session() -> WebsocketSession | None:
     from chainlit.context import context_var
     from chainlit.session import WebsocketSession
 
     context = context_var.get(None)
-    return context is not None and isinstance(context.session, WebsocketSession)
+    session = None if context is None else context.session
+    return session if isinstance(session, WebsocketSession) else None
+
+
+def _in_websocket_session() -> bool:
+    return _websocket_session() is not None
+
+
+def _outside_session_thread(thread_id: str | None) -> bool:
+    """An element write naming another thread than its websocket session's.
+
+    Chainlit's ``PUT``/``DELETE /project/element`` take the element's thread from the request
+    body; the session (checked by Chainlit to be the caller's) says which thread is the caller's.
+    """
+    session = _websocket_session()
+    return session is not None and thread_id != session.thread_id

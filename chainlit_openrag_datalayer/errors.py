@@ -3,7 +3,8 @@
 DataLayerError
  ├── ConfigurationError     a setting is missing, malformed or contradicts another
  ├── SchemaOutOfDateError   the database is not at this package's migration head
- └── StorageError           the object store refused an operation
+ ├── StorageError           the object store refused an operation
+ └── WriteRefusedError      a write would cross threads or revive a deleted thread; nothing changed
 """
 
 from __future__ import annotations
@@ -47,3 +48,7 @@ def describe(error: BaseException) -> str:
         cause = deeper
     lines = _LIBRARY_LINK.sub("", str(cause)).strip().splitlines()
     return f"{type(cause).__name__}: {lines[0]}" if lines else type(cause).__name__
+
+
+class WriteRefusedError(DataLayerError):
+    """A write named a row of another thread (or step), or a deleted thread; nothing was changed."""

@@ -3,10 +3,16 @@
 Builds, never runs. Every write is one statement, so one round trip in autocommit mode: a step
 upsert creates its missing thread in the same statement (a data-modifying CTE), which is what
 makes Chainlit's racing fire-and-forget writes order-independent.
+
+Two guards sit inside the write statements, so that no race between a check and a write exists:
+a stored step, element or feedback never changes thread (or step), whatever id a client reuses; and
+a thread listed in ``"DeletedThread"`` is never written again. Guarded writes return one row,
+``(threadDeleted, applied)``, so that the caller can tell a refusal from a success.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cache
 from typing import Any
 
@@ -18,7 +24,9 @@ from sqlalchemy import (
     cast,
     delete,
     exists,
+    false,
     func,
+    literal,
     literal_column,
     or_,
     select,
@@ -27,17 +35,37 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, Insert, insert
 from sqlalchemy.sql.dml import ReturningDelete, ReturningInsert
 from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.schema import Table
 from sqlalchemy.types import Text
 
 from .read_queries import THREAD_OWNER
-from .schema import UTCDateTime, element, feedback, step, thread, user
+from .schema import UTCDateTime, deleted_thread, element, feedback, step, thread, user
 
 MESSAGE_TYPES = ("user_message", "assistant_message")
 LIKE_ESCAPE = "\\"
+# How long a deleted thread's id is remembered: longer than any retry (WRITE_RETRY_SECONDS) and than
+# Chainlit's login lifetime (user_session_timeout, 15 days by default), which bounds a live tab's session.
+DELETED_THREAD_RETENTION = timedelta(days=30)
 
 
-def _params(table_columns: list[str]) -> dict[str, Any]:
-    return {name: bindparam(name) for name in table_columns}
+def _typed_params(table: Table, names: list[str]) -> list[BindParameter[Any]]:
+    """Parameters typed as their columns, for ``INSERT ... SELECT`` (a SELECT list gives no types)."""
+    return [bindparam(name, type_=table.c[name].type) for name in names]
+
+
+def _thread_deleted(thread_id: ColumnElement[Any]) -> ColumnElement[bool]:
+    return exists().where(deleted_thread.c.id == thread_id)
+
+
+def _guarded(written: ReturningInsert[Any], thread_id: ColumnElement[Any] | None) -> Select[Any]:
+    """``(threadDeleted, applied)`` of a guarded write (see the module docstring)."""
+    deleted = false() if thread_id is None else _thread_deleted(thread_id)
+    done = written.cte("written")
+    outcome: list[ColumnElement[Any]] = [
+        deleted.label("threadDeleted"),
+        exists(select(done.c.id)).label("applied"),
+    ]
+    return select(*outcome).add_cte(done)
 
 
 def _keep_unless_null(insert_stmt: Insert, name: str) -> ColumnElement[Any]:
@@ -78,13 +106,17 @@ def user_upsert() -> ReturningInsert[Any]:
 
 
 @cache
-def thread_upsert() -> Insert:
-    """``update_thread``: None leaves a field as stored; metadata merges, ``remove`` keys go."""
-    values = _params(["id", "name", "userId", "tags"])
-    values["metadata"] = bindparam("metadata", type_=JSONB)
-    stmt = insert(thread).values(values)
+def thread_upsert() -> Select[Any]:
+    """``update_thread``: None leaves a field as stored; metadata merges, ``remove`` keys go.
+
+    A deleted thread is left alone (a disconnecting tab saves its session after the delete).
+    """
+    names = ["id", "name", "userId", "tags", "metadata"]
+    thread_id = bindparam("id", type_=Text)
+    rows = select(*_typed_params(thread, names)).where(~_thread_deleted(thread_id))
+    stmt = insert(thread).from_select(names, rows)
     merged = thread.c.metadata.op("||")(func.coalesce(stmt.excluded.metadata, cast({}, JSONB)))
-    return stmt.on_conflict_do_update(
+    upsert = stmt.on_conflict_do_update(
         index_elements=[thread.c.id],
         set_={
             "name": _keep_unless_null(stmt, "name"),
@@ -94,6 +126,7 @@ def thread_upsert() -> Insert:
             "metadata": merged.op("-")(bindparam("remove", type_=ARRAY(Text))),
         },
     )
+    return _guarded(upsert.returning(thread.c.id), thread_id)
 
 
 @cache
@@ -155,9 +188,11 @@ def thread_delete() -> Select[Any]:
     """Delete a thread with everything in it; returns the object keys to remove from storage.
 
     Steps, elements and feedback go by ``ON DELETE CASCADE``; feedback written by Chainlit's own
-    layer (no thread id) is removed through its step.
+    layer (no thread id) is removed through its step. The thread's id is remembered in
+    ``"DeletedThread"`` (and ids older than ``DELETED_THREAD_RETENTION`` forgotten), so that no
+    late write brings the thread back.
     """
-    thread_id: BindParameter[str] = bindparam("threadId")
+    thread_id: BindParameter[str] = bindparam("threadId", type_=Text)
     keys = (
         select(element.c.objectKey)
         .where(element.c.threadId == thread_id, element.c.objectKey.is_not(None))
@@ -166,7 +201,18 @@ def thread_delete() -> Select[Any]:
     thread_steps = select(step.c.id).where(step.c.threadId == thread_id)
     orphan_feedback = delete(feedback).where(feedback.c.stepId.in_(thread_steps)).cte("orphan_feedback")
     doomed = delete(thread).where(thread.c.id == thread_id).cte("doomed_thread")
-    return select(keys.c.objectKey).add_cte(orphan_feedback, doomed)
+    remembered = (
+        insert(deleted_thread)
+        .from_select(["id"], select(thread_id))
+        .on_conflict_do_nothing(index_elements=[deleted_thread.c.id])
+        .cte("remembered")
+    )
+    forgotten = (
+        delete(deleted_thread)
+        .where(deleted_thread.c.deletedAt < func.now() - literal(DELETED_THREAD_RETENTION))
+        .cte("forgotten")
+    )
+    return select(keys.c.objectKey).add_cte(orphan_feedback, doomed, remembered, forgotten)
 
 
 # --- steps -------------------------------------------------------------------------------------
@@ -183,7 +229,8 @@ def _thread_touch(activity_only: bool) -> Insert:
     # INSERT ... SELECT: the step's other parameters ("name", "metadata"...) must not become
     # values of the thread row, as they would in INSERT ... VALUES.
     activity = bindparam("activity", type_=UTCDateTime) if activity_only else func.now()
-    row = select(bindparam("threadId", type_=Text), activity)
+    thread_id = bindparam("threadId", type_=Text)
+    row = select(thread_id, activity).where(~_thread_deleted(thread_id))
     stmt = insert(thread).from_select(["id", "updatedAt"], row)
     if activity_only:
         return stmt.on_conflict_do_update(
@@ -194,10 +241,27 @@ def _thread_touch(activity_only: bool) -> Insert:
     return stmt.on_conflict_do_nothing(index_elements=[thread.c.id])
 
 
+def _same_thread(table: Table, stmt: Insert) -> ColumnElement[bool]:
+    """The conflict rule: a stored row is only merged with a write of its own thread."""
+    return table.c.threadId.is_not_distinct_from(stmt.excluded.threadId)
+
+
+def _guarded_insert(table: Table, names: list[str], with_thread: bool) -> Insert:
+    """``INSERT ... SELECT`` of the write's parameters, nothing when its thread was deleted."""
+    rows = select(*_typed_params(table, names))
+    if with_thread:
+        rows = rows.where(~_thread_deleted(bindparam("threadId", type_=Text)))
+    return insert(table).from_select(names, rows)
+
+
 @cache
-def step_upsert(with_thread: bool) -> Insert:
-    """``create_step`` and ``update_step``: one idempotent, order-independent merge."""
-    stmt = insert(step).values(_params(_STEP_FIELDS))
+def step_upsert(with_thread: bool) -> Select[Any]:
+    """``create_step`` and ``update_step``: one idempotent, order-independent merge.
+
+    A step id already stored in another thread is refused, not moved: a client may choose a
+    message's id, and would otherwise read another thread's step through its own.
+    """
+    stmt = _guarded_insert(step, _STEP_FIELDS, with_thread)
     set_: dict[str, Any] = {
         name: _keep_unless_null(stmt, name)
         for name in _STEP_FIELDS
@@ -217,10 +281,13 @@ def step_upsert(with_thread: bool) -> Insert:
         endTime=func.greatest(step.c.endTime, stmt.excluded.endTime),
         updatedAt=func.now(),
     )
-    upsert = stmt.on_conflict_do_update(index_elements=[step.c.id], set_=set_)
-    if with_thread:
-        upsert = upsert.add_cte(_thread_touch(activity_only=True).cte("touched_thread"))
-    return upsert
+    upsert = stmt.on_conflict_do_update(
+        index_elements=[step.c.id], set_=set_, where=_same_thread(step, stmt)
+    ).returning(step.c.id)
+    if not with_thread:
+        return _guarded(upsert, None)
+    touched = _thread_touch(activity_only=True).cte("touched_thread")
+    return _guarded(upsert, bindparam("threadId", type_=Text)).add_cte(touched)
 
 
 @cache
@@ -249,9 +316,13 @@ _ELEMENT_FIELDS = [
 
 
 @cache
-def element_upsert(with_thread: bool) -> Insert:
-    """``create_element``: idempotent; a repeated write fills gaps and merges JSON."""
-    stmt = insert(element).values(_params(_ELEMENT_FIELDS))
+def element_upsert(with_thread: bool) -> Select[Any]:
+    """``create_element``: idempotent; a repeated write fills gaps and merges JSON.
+
+    An element id already stored in another thread is refused (Chainlit lets a client choose
+    an element's id and thread): its object, type and URL stay the owner's.
+    """
+    stmt = _guarded_insert(element, _ELEMENT_FIELDS, with_thread)
     set_: dict[str, Any] = {
         name: _keep_unless_null(stmt, name)
         for name in _ELEMENT_FIELDS
@@ -264,10 +335,13 @@ def element_upsert(with_thread: bool) -> Insert:
         extra=_merge_json(stmt, "extra"),
         updatedAt=func.now(),
     )
-    upsert = stmt.on_conflict_do_update(index_elements=[element.c.id], set_=set_)
-    if with_thread:
-        upsert = upsert.add_cte(_thread_touch(activity_only=False).cte("touched_thread"))
-    return upsert
+    upsert = stmt.on_conflict_do_update(
+        index_elements=[element.c.id], set_=set_, where=_same_thread(element, stmt)
+    ).returning(element.c.id)
+    if not with_thread:
+        return _guarded(upsert, None)
+    touched = _thread_touch(activity_only=False).cte("touched_thread")
+    return _guarded(upsert, bindparam("threadId", type_=Text)).add_cte(touched)
 
 
 @cache
@@ -297,12 +371,16 @@ def element_delete(with_thread: bool) -> ReturningDelete[Any]:
 
 
 @cache
-def feedback_upsert() -> ReturningInsert[Any]:
+def feedback_upsert() -> Select[Any]:
     """Feedback on a step; without an id, the step's existing feedback is updated, not doubled.
 
     The thread is filled in from the step by a trigger, for Chainlit's built-in layer's writes too.
+    A stored feedback never moves to another step, and none is written for a deleted thread (the
+    step's, or the one the browser names when the step is not stored yet).
     """
-    step_id: BindParameter[str] = bindparam("stepId")
+    step_id: BindParameter[str] = bindparam("stepId", type_=Text)
+    step_thread = select(step.c.threadId).where(step.c.id == step_id).scalar_subquery()
+    thread_id = func.coalesce(step_thread, bindparam("threadId", type_=Text))
     existing_id = (
         select(feedback.c.id)
         .where(feedback.c.stepId == step_id, feedback.c.name == "user_feedback")
@@ -310,22 +388,24 @@ def feedback_upsert() -> ReturningInsert[Any]:
         .limit(1)
         .scalar_subquery()
     )
-    stmt = insert(feedback).values(
-        id=func.coalesce(bindparam("id", type_=Text), existing_id, func.gen_random_uuid().cast(Text)),
-        stepId=step_id,
-        name="user_feedback",
-        value=bindparam("value"),
-        comment=bindparam("comment"),
-    )
-    return stmt.on_conflict_do_update(
+    row = select(
+        func.coalesce(bindparam("id", type_=Text), existing_id, func.gen_random_uuid().cast(Text)),
+        step_id,
+        literal("user_feedback", Text),
+        bindparam("value", type_=feedback.c.value.type),
+        bindparam("comment", type_=Text),
+    ).where(~_thread_deleted(thread_id))
+    stmt = insert(feedback).from_select(["id", "stepId", "name", "value", "comment"], row)
+    upsert = stmt.on_conflict_do_update(
         index_elements=[feedback.c.id],
-        set_={
-            "value": stmt.excluded.value,
-            "comment": stmt.excluded.comment,
-            "stepId": stmt.excluded.stepId,
-            "updatedAt": func.now(),
-        },
+        set_={"value": stmt.excluded.value, "comment": stmt.excluded.comment, "updatedAt": func.now()},
+        where=feedback.c.stepId == stmt.excluded.stepId,
     ).returning(feedback.c.id)
+    written = upsert.cte("written")
+    return select(
+        _thread_deleted(thread_id).label("threadDeleted"),
+        select(written.c.id).scalar_subquery().label("id"),
+    ).add_cte(written)
 
 
 @cache

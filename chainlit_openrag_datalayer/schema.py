@@ -4,6 +4,8 @@ Differences from the ``chainlit-datalayer`` Prisma schema, all readable by Chain
 ``timestamptz`` in UTC; ``Step.type`` is text; steps and elements keep every key Chainlit sends
 (new columns, plus ``extra`` JSONB for keys this version does not know); elements may have no step;
 feedback knows its thread; ``Thread."updatedAt"`` means last activity and serves ``list_threads``.
+``"DeletedThread"`` remembers the ids of deleted threads for a while, so that late writes cannot bring
+them back.
 """
 
 from __future__ import annotations
@@ -165,4 +167,12 @@ feedback = Table(
     Column("value", Float, nullable=False),
     Column("comment", Text),
     Index("Feedback_threadId_value_idx", "threadId", "value"),
+)
+
+deleted_thread = Table(
+    "DeletedThread",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("deletedAt", UTCDateTime, nullable=False, server_default=func.now()),
+    Index("DeletedThread_deletedAt_idx", "deletedAt"),
 )

@@ -75,6 +75,9 @@ class StalledStorage(LocalStorage):
     def resume(self) -> None:
         self._open.set()
 
+    def stall(self) -> None:
+        self._open.clear()
+
     async def put(self, key: str, source: bytes | Path, mime: str, filename: str) -> None:
         await self._open.wait()
         await super().put(key, source, mime, filename)

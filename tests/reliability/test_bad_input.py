@@ -140,8 +140,14 @@ async def test_any_timestamp_is_kept_or_replaced(
 async def test_any_ids_are_stored_under_their_normalised_text(
     layer: OpenRAGDataLayer, thread_id: str, step_id: str, element_id: str
 ) -> None:
-    """Ids that are not UUIDs (slashes, `..`, NUL...) work for steps, threads and files; reads never raise."""
+    """Ids that are not UUIDs (slashes, `..`, NUL...) work for steps, threads and files; reads never raise.
+
+    Examples share one database and ids repeat across them: a step or element id stays in the thread that
+    first stored it, and a deleted thread's id is not written again, so each example gets a thread of its
+    own (the generated id with a unique suffix) and deletes it at the end.
+    """
     FIGURES.tried("ids")
+    thread_id += fresh_id()
     content = f"content {fresh_id()}"
     element = text_element(thread_id, step_id, content=content)
     element.id = element_id
@@ -156,6 +162,7 @@ async def test_any_ids_are_stored_under_their_normalised_text(
     key = elements[normalised(element_id)]["objectKey"]
     assert key and key.startswith("threads/") and len(key.split("/")) == 4
     assert await stored_bytes(layer, key) == content.encode()
+    await layer.delete_thread(thread_id)
 
 
 @EXAMPLES
