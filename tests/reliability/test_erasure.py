@@ -95,7 +95,8 @@ async def erase_user(engine: AsyncEngine, layer: OpenRAGDataLayer, chat: Chat) -
 
 
 async def purge(engine: AsyncEngine, layer: OpenRAGDataLayer, chat: Chat) -> object:
-    return await maintenance.purge(engine, layer.storage, timedelta(0), user_identifier=chat.identifier)
+    plan = await maintenance.purge_plan(engine, timedelta(0), user_identifier=chat.identifier)
+    return await maintenance.purge(engine, layer.storage, plan)
 
 
 @pytest.mark.parametrize("erase", [erase_user, purge], ids=["erase-user", "purge"])
