@@ -249,7 +249,7 @@ def element_from_row(row: Row, url: str | None) -> ElementDict:
     for key, column in _ELEMENT_COLUMNS.items():
         element[key] = row[column]
     element.update(
-        type=(row["metadata"] or {}).get("type", "file"),
+        type=element_type(row),
         objectKey=row["objectKey"],
         url=url,
     )
@@ -291,3 +291,9 @@ def metadata_patch(
     to_set = redact({k: v for k, v in metadata.items() if v is not None}, redact_keys)
     to_remove = [key for key in map(json_key, metadata) if key not in to_set]
     return to_set, to_remove
+
+
+def element_type(row: Row) -> str:
+    """Chainlit's element type, kept in the row's metadata (the Prisma schema has no column for it)."""
+    kind: str = (row["metadata"] or {}).get("type", "file")
+    return kind

@@ -65,13 +65,12 @@ class OpenRAGDataLayer(BaseDataLayer):
     def __init__(self, settings: Settings, storage: ElementStorage | None = None) -> None:
         self.settings = settings
         self.storage = storage if storage is not None else storage_for(settings)
-        self.url_signer: served.UrlSigner | None = None
         self._presigner: PresigningStorage | None = None
         if not settings.served_urls and isinstance(self.storage, PresigningStorage):
             self._presigner = self.storage
-        else:
-            self.url_signer = served.UrlSigner(settings.url_secret, settings.url_expiry_seconds)
-            served.ensure_route()
+        # Even with presigned URLs, the app serves the element types its front end fetches by script.
+        self.url_signer = served.UrlSigner(settings.url_secret, settings.url_expiry_seconds)
+        served.ensure_route()
         self._writes = WriteSequencer(RetryPolicy(settings.write_retry_seconds), settings.max_pending_writes)
         self._step_threads: dict[str, str] = {}  # recent step -> thread, to order delete_step
         self._detached: set[asyncio.Task[None]] = set()
@@ -101,7 +100,9 @@ class OpenRAGDataLayer(BaseDataLayer):
             "chainlit-openrag-datalayer: database %s, storage %s, element URLs %s%s",
             database,
             describe(self.storage),
-            "served by this app" if self.url_signer else "presigned by S3",
+            "presigned by S3 (script-fetched types served by this app)"
+            if self._presigner
+            else "served by this app",
             f"; {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: "
             "these are development defaults, set them for production"
             if missing
@@ -190,14 +191,13 @@ class OpenRAGDataLayer(BaseDataLayer):
         return convert.element_from_row(rows[0], await self._element_url(rows[0], rows[0]["userIdentifier"]))
 
     async def _element_url(self, row: convert.Row, owner: str | None) -> str | None:
-        """Signed at read time, never stored: a served URL bound to the owner and thread, or an S3 one."""
+        """Signed at read time, never stored: an S3 one, or a served URL bound to the owner and thread."""
         key = row["objectKey"]
         if not key:
             url: str | None = row["url"]
             return url
-        if self._presigner is not None:
+        if self._presigner is not None and convert.element_type(row) not in served.SCRIPT_FETCHED_TYPES:
             return await self._presigner.url(key)
-        assert self.url_signer is not None
         return self.url_signer.url(
             key, row["name"] or "file", row["mime"] or "application/octet-stream", owner, row["threadId"]
         )

@@ -40,6 +40,10 @@ from .storage.base import content_disposition, is_inline, mime_essence
 logger = logging.getLogger(__name__)
 
 ROUTE_PATH = "/openrag-datalayer/files"
+# Element types Chainlit's front end reads with fetch() (pdf.js for PDFs; TaskList even with
+# credentials) rather than an <img>/<audio>/<video>/<a> tag. Cross-origin they would need the bucket
+# to send CORS headers for the app's origin, so presigned mode still serves these from the app.
+SCRIPT_FETCHED_TYPES = frozenset({"text", "plotly", "dataframe", "tasklist", "pdf"})
 _FIELDS = ("k", "n", "m", "u", "t", "e")
 # Every served file: no script, plugin or form of it runs, and the browser never guesses another type.
 SECURITY_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}

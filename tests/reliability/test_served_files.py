@@ -13,6 +13,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import chainlit as cl
 import chainlit.data
 import httpx
+import pandas as pd
+import plotly.graph_objects as go
 import pytest
 from chainlit.auth import create_jwt
 from chainlit.config import config
@@ -21,10 +23,13 @@ from chainlit.user import User
 from playwright.async_api import Page, async_playwright, expect
 
 from chainlit_openrag_datalayer import OpenRAGDataLayer
+from chainlit_openrag_datalayer.config import S3Settings
 from chainlit_openrag_datalayer.served import ROUTE_PATH
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.reliability.conftest import LayerFactory
 from tests.reliability.inputs import fresh_id
 from tests.reliability.test_access import new_thread, new_user
+from tests.services import S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY
 
 PAYLOAD = "<script>console.log('script ran')</script><p>uploaded page</p>"
 SVG_PAYLOAD = '<svg xmlns="http://www.w3.org/2000/svg"><script>console.log("script ran")</script></svg>'
@@ -345,3 +350,50 @@ async def test_without_chainlit_sharing_files_stay_with_their_owner(
     async with httpx.AsyncClient(base_url=chainlit_http) as http:
         assert await statuses(http, files, await new_user(served_layer)) == {403}
         assert await statuses(http, files, owner) == {200}
+
+
+# --- presigned mode ----------------------------------------------------------------------------------
+
+
+async def test_presigned_mode_serves_script_fetched_elements_from_the_app(
+    make_layer: LayerFactory,
+    s3_server: str,
+    bucket_name: str,
+    chainlit_http: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Text, Plotly, Dataframe, TaskList and Pdf come from the app's origin (no bucket CORS needed);
+    tags the browser loads itself (image, audio, video, file links) keep their presigned S3 URL."""
+    s3 = S3Settings(bucket_name, S3_REGION, S3_ACCESS_KEY, S3_SECRET_KEY, endpoint_url=s3_server)
+    layer = await make_layer(s3=s3)
+    monkeypatch.setattr(chainlit.data, "_data_layer", layer)
+    thread_id = await anonymous_thread(layer)
+    elements = [
+        cl.Text(name="text", content="a note"),
+        cl.Pdf(name="pdf", content=b"%PDF-1.4 not really"),
+        cl.Plotly(name="plotly", figure=go.Figure(go.Bar(x=["a"], y=[1]))),
+        cl.Dataframe(name="dataframe", data=pd.DataFrame({"a": [1]})),
+        cl.TaskList(name="tasklist"),
+        cl.Image(name="image", content=b"\x89PNG image"),
+        cl.Audio(name="audio", content=b"RIFF audio"),
+        cl.Video(name="video", content=b"video bytes"),
+        cl.File(name="file", content=b"file bytes"),
+    ]
+    for element in elements:
+        element.thread_id = thread_id
+        if isinstance(element, cl.TaskList):
+            await element.preprocess_content()  # type: ignore[no-untyped-call]  # as TaskList.send does
+        await layer.create_element(element)
+    thread = await layer.get_thread(thread_id)
+    assert thread is not None and thread["elements"] is not None
+    origins = {}
+    async with httpx.AsyncClient(base_url=chainlit_http) as http:
+        for stored in thread["elements"]:
+            assert stored["url"] is not None
+            response = await http.get(stored["url"])
+            assert response.status_code == 200, (stored["name"], response.text)
+            origins[stored["name"]] = "s3" if stored["url"].startswith(s3_server) else "app"
+    assert origins == {
+        "text": "app", "pdf": "app", "plotly": "app", "dataframe": "app", "tasklist": "app",
+        "image": "s3", "audio": "s3", "video": "s3", "file": "s3",
+    }  # fmt: skip
