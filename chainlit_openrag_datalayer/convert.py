@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, cast
+from uuid import uuid4
 
 from chainlit.element import ElementDict
 from chainlit.step import StepDict
@@ -16,10 +17,13 @@ from .normalise import (
     iso_utc,
     json_key,
     json_object,
+    optional_bool,
+    optional_int32,
     optional_text,
     parse_timestamp,
     redact,
     redact_url,
+    text_list,
 )
 
 # A result row (SQLAlchemy RowMapping) keyed by column name.
@@ -120,20 +124,23 @@ def step_params(step: Mapping[str, Any], redact_keys: frozenset[str] = frozenset
             params[_STEP_COLUMNS[key]] = value
         elif key not in _STEP_SPECIAL and key not in _STEP_IGNORED:
             extra[json_key(key)] = value
-    for column in ("id", "threadId", "parentId", "name", "type", "command", "language", "icon"):
+    for column in ("parentId", "name", "type", "command", "language", "icon"):
         params[column] = optional_text(params[column])
-    if params["tags"] is not None:
-        params["tags"] = [clean_text(str(tag)) for tag in params["tags"]]
+    for column in ("waitForAnswer", "defaultOpen", "autoCollapse"):
+        params[column] = optional_bool(params[column])
     # A missing or unparseable creation time becomes "now"; merges keep the earliest one seen.
     created = parse_timestamp(step.get("createdAt")) or datetime.now(timezone.utc)
     params.update(
+        id=optional_text(params["id"]) or str(uuid4()),  # a step without id is kept, under a new one
+        threadId=optional_text(params["threadId"]) or None,  # "" names no thread
+        tags=text_list(params["tags"]),
         input=optional_text(step.get("input")),
         output=optional_text(step.get("output")),
         metadata=redact(json_object(step.get("metadata")), redact_keys),
         extra=redact(extra, redact_keys),
         generation=redact(params["generation"], redact_keys),
         modes=redact(params["modes"], redact_keys),
-        isError=step.get("isError"),
+        isError=optional_bool(step.get("isError")),
         showInput=show_input_to_text(step.get("showInput")),
         createdAt=created,
         startTime=parse_timestamp(step.get("start")),
@@ -230,9 +237,11 @@ def element_params(
             extra[json_key(key)] = value
     for column in _ELEMENT_TEXT_COLUMNS:
         params[column] = optional_text(params[column])
-    params["name"] = optional_text(params["name"]) or ""
-    params["page"] = params["page"] if isinstance(params["page"], int) else None
     params.update(
+        threadId=params["threadId"] or None,  # "" (Chainlit's element endpoints' default) names no thread
+        name=optional_text(params["name"]) or "",
+        page=optional_int32(params["page"]),
+        autoPlay=optional_bool(params["autoPlay"]),
         objectKey=object_key,
         url=redact_url(params["url"], redact_keys),
         # Chainlit's own layer reads props with json.loads: never leave it NULL.

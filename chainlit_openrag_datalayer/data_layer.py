@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
+import asyncpg
 from chainlit.data.base import BaseDataLayer
 from chainlit.data.utils import queue_until_user_message
 from chainlit.element import ElementDict
@@ -22,7 +23,7 @@ from sqlalchemy.engine import URL
 from . import convert, normalise, queries, read_queries, served
 from .config import Settings
 from .database import Database, Row
-from .errors import WriteRefusedError
+from .errors import DataLayerError, WriteRefusedError, log_safe
 from .storage import ElementStorage, LocalStorage, PresigningStorage, describe, object_key, storage_for
 from .writes import RetryPolicy, WriteSequencer, retrying
 
@@ -117,8 +118,15 @@ class OpenRAGDataLayer(BaseDataLayer):
         return await retrying(QUICK_RETRY, "query", "a request", lambda: self._execute(statement, params))
 
     async def _background_write(self, thread_id: str | None, action: str, subject: str, work: Work) -> None:
-        """A write Chainlit does not wait for: in thread order, retried through outages."""
-        await self._writes.run(thread_id, action, subject, work)
+        """A write Chainlit does not wait for: in thread order, retried through outages.
+
+        A lost write was logged (ids and error class); what reaches Chainlit, which logs it as text, is
+        never PostgreSQL's message, whose DETAIL quotes the row.
+        """
+        try:
+            await self._writes.run(thread_id, action, subject, work)
+        except asyncpg.PostgresError as error:
+            raise DataLayerError(f"{action} for {subject} was lost ({log_safe(error)})") from None
 
     # --- users ---------------------------------------------------------------------------------
 
@@ -139,9 +147,10 @@ class OpenRAGDataLayer(BaseDataLayer):
     async def upsert_feedback(self, feedback: Feedback) -> str:
         """Raises ``WriteRefusedError`` for a feedback of another step, or on a deleted thread."""
         params = {
-            "id": feedback.id,
-            "stepId": feedback.forId,
-            "threadId": getattr(feedback, "threadId", None),  # sent by Chainlit 2.x's UI; absent in 2.2
+            "id": normalise.optional_text(feedback.id),
+            "stepId": normalise.optional_text(feedback.forId),
+            # sent by Chainlit 2.x's UI; absent in 2.2
+            "threadId": normalise.optional_text(getattr(feedback, "threadId", None)),
             "value": float(feedback.value),
             "comment": normalise.optional_text(feedback.comment),
         }
@@ -225,13 +234,12 @@ class OpenRAGDataLayer(BaseDataLayer):
         if keys:
             try:
                 await self.storage.delete(keys)
-            except Exception:
-                logger.exception(
-                    "Could not delete %d storage objects (first: %s); "
+            except Exception as error:
+                logger.error(
+                    "Could not delete %d storage objects (first: %s; %s); "
                     "`python -m chainlit_openrag_datalayer sweep` finds them",
-                    len(keys),
-                    keys[0],
-                )
+                    len(keys), keys[0], log_safe(error),
+                )  # fmt: skip
 
     # --- steps ---------------------------------------------------------------------------------
 
@@ -323,9 +331,9 @@ class OpenRAGDataLayer(BaseDataLayer):
             to_remove = [k for k in to_remove if k not in SHARING_KEYS]
         params = {
             "id": thread_id,
-            "name": None if name is None else normalise.clean_text(name)[:THREAD_NAME_MAX],
-            "userId": user_id,
-            "tags": None if tags is None else [normalise.clean_text(str(tag)) for tag in tags],
+            "name": None if name is None else normalise.clean_text(str(name))[:THREAD_NAME_MAX],
+            "userId": normalise.optional_text(user_id),
+            "tags": normalise.text_list(tags),
             "metadata": {} if to_set is None else to_set,  # nothing to merge (NULL would break the insert)
             "remove": to_remove,
         }
@@ -335,7 +343,7 @@ class OpenRAGDataLayer(BaseDataLayer):
             if not rows[0]["applied"]:
                 _report_refusal("update_thread", f"thread {thread_id}", thread_deleted=True)
 
-        write = self._writes.run(thread_id, "update_thread", f"thread {thread_id}", upsert)
+        write = self._background_write(thread_id, "update_thread", f"thread {thread_id}", upsert)
         await self._wait_or_detach(asyncio.ensure_future(write), f"update_thread for thread {thread_id}")
 
     async def _wait_or_detach(self, task: asyncio.Task[None], what: str) -> None:

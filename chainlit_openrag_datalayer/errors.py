@@ -10,6 +10,8 @@ DataLayerError
 from __future__ import annotations
 
 import re
+import traceback
+from pathlib import PurePath
 
 
 class DataLayerError(Exception):
@@ -41,13 +43,45 @@ def describe(error: BaseException) -> str:
     SQLAlchemy wraps driver errors (``.orig``, ``__cause__``) and appends the SQL and a link to its own
     documentation; neither helps an operator, and the SQL may carry user data.
     """
+    cause = _root(error)
+    lines = _LIBRARY_LINK.sub("", str(cause)).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0]}" if lines else type(cause).__name__
+
+
+def log_safe(error: BaseException) -> str:
+    """What a log line may say about ``error``: its class, the codes and schema names it carries and
+    where it was raised, never its text.
+
+    PostgreSQL's messages quote values (``DETAIL: Failing row contains (...)``, ``invalid input syntax
+    for type integer: "..."``) and a driver's may quote SQL parameters, which hold user data.
+    """
+    cause = _root(error)
+    facts = [
+        f"{label} {value}"
+        for label, value in (
+            ("SQLSTATE", getattr(cause, "sqlstate", None)),
+            ("table", getattr(cause, "table_name", None)),
+            ("column", getattr(cause, "column_name", None)),
+            ("constraint", getattr(cause, "constraint_name", None)),
+            ("S3 error", (getattr(cause, "response", None) or {}).get("Error", {}).get("Code")),
+        )
+        if value
+    ]
+    frames = traceback.extract_tb(cause.__traceback__)
+    ours = [frame for frame in frames if "chainlit_openrag_datalayer" in PurePath(frame.filename).parts]
+    if where := ours or frames:
+        facts.append(f"at {PurePath(where[-1].filename).name}:{where[-1].lineno}")
+    return f"{type(cause).__name__} ({', '.join(facts)})" if facts else type(cause).__name__
+
+
+def _root(error: BaseException) -> BaseException:
+    """The driver's error under SQLAlchemy's wrappers (``.orig``, ``__cause__``)."""
     cause = error
     while (deeper := getattr(cause, "orig", None) or cause.__cause__) is not None and deeper is not cause:
         if not isinstance(deeper, BaseException):
             break
         cause = deeper
-    lines = _LIBRARY_LINK.sub("", str(cause)).strip().splitlines()
-    return f"{type(cause).__name__}: {lines[0]}" if lines else type(cause).__name__
+    return cause
 
 
 class WriteRefusedError(DataLayerError):

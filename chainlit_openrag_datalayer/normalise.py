@@ -49,6 +49,47 @@ def optional_text(value: object) -> str | None:
     return json.dumps(json_safe(value), ensure_ascii=False)
 
 
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off", ""})
+INT32 = range(-(2**31), 2**31)
+
+
+def optional_bool(value: object) -> bool | None:
+    """A boolean column's value: booleans as they are; numbers by truth; ``"true"``/``"false"``,
+    ``"yes"``/``"no"``, ``"1"``/``"0"``, ``"on"``/``"off"`` in any case; anything else None (the stored
+    value, or Chainlit's default, stays)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value != 0
+    if isinstance(value, float):
+        return value != 0 if math.isfinite(value) else None
+    if isinstance(value, str):
+        word = value.strip().lower()
+        return True if word in _TRUE else False if word in _FALSE else None
+    return None
+
+
+def optional_int32(value: object) -> int | None:
+    """An integer column's value: an integer (or integral float) in PostgreSQL's ``integer``, else None."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value in INT32 else None
+
+
+def text_list(value: object) -> list[str] | None:
+    """A ``text[]`` column's value (tags): a string is one item, any other iterable its items as text
+    (None items dropped), any other value one item (its JSON text)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [clean_text(value)]
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+        return [text for text in map(optional_text, items) if text is not None]
+    return [text] if (text := optional_text(value)) is not None else []
+
+
 def json_safe(value: object, depth: int = 0) -> Any:
     """Return ``value`` as plain JSON data that PostgreSQL's jsonb accepts."""
     if value is None or isinstance(value, bool | int):

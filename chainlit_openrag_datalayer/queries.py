@@ -246,9 +246,13 @@ def _same_thread(table: Table, stmt: Insert) -> ColumnElement[bool]:
     return table.c.threadId.is_not_distinct_from(stmt.excluded.threadId)
 
 
-def _guarded_insert(table: Table, names: list[str], with_thread: bool) -> Insert:
-    """``INSERT ... SELECT`` of the write's parameters, nothing when its thread was deleted."""
-    rows = select(*_typed_params(table, names))
+def _guarded_insert(
+    table: Table, names: list[str], with_thread: bool, values: dict[str, ColumnElement[Any]] | None = None
+) -> Insert:
+    """``INSERT ... SELECT`` of the write's parameters (or the given ``values``), nothing when its
+    thread was deleted."""
+    given = values or {}
+    rows = select(*(given.get(p.key, p) for p in _typed_params(table, names)))
     if with_thread:
         rows = rows.where(~_thread_deleted(bindparam("threadId", type_=Text)))
     return insert(table).from_select(names, rows)
@@ -261,7 +265,9 @@ def step_upsert(with_thread: bool) -> Select[Any]:
     A step id already stored in another thread is refused, not moved: a client may choose a
     message's id, and would otherwise read another thread's step through its own.
     """
-    stmt = _guarded_insert(step, _STEP_FIELDS, with_thread)
+    # A write without a type (a partial update_step) inserts Chainlit's "undefined" and keeps a stored type.
+    step_type = bindparam("type", type_=Text)
+    stmt = _guarded_insert(step, _STEP_FIELDS, with_thread, {"type": func.coalesce(step_type, "undefined")})
     set_: dict[str, Any] = {
         name: _keep_unless_null(stmt, name)
         for name in _STEP_FIELDS
@@ -279,6 +285,7 @@ def step_upsert(with_thread: bool) -> Select[Any]:
         createdAt=func.least(step.c.createdAt, stmt.excluded.createdAt),
         startTime=func.least(step.c.startTime, stmt.excluded.startTime),
         endTime=func.greatest(step.c.endTime, stmt.excluded.endTime),
+        type=func.coalesce(step_type, step.c.type),
         updatedAt=func.now(),
     )
     upsert = stmt.on_conflict_do_update(

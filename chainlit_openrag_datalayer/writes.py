@@ -22,6 +22,8 @@ from botocore.exceptions import ClientError, ConnectionClosedError, HTTPClientEr
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from .errors import log_safe
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -93,8 +95,8 @@ async def retrying(policy: RetryPolicy, action: str, subject: str, work: Callabl
                 raise
             if attempt == 1:
                 logger.warning(
-                    "%s for %s failed (%s: %s); retrying for up to %.0fs",
-                    action, subject, type(error).__name__, error, policy.budget_seconds,
+                    "%s for %s failed (%s); retrying for up to %.0fs",
+                    action, subject, log_safe(error), policy.budget_seconds,
                 )  # fmt: skip
             await asyncio.sleep(delay)
     return await work()  # the last try: its error, if any, is the caller's to report
@@ -125,8 +127,8 @@ class WriteSequencer:
         try:
             async with lock:
                 return await retrying(self.policy, action, subject, work)
-        except Exception:
-            logger.exception("%s for %s failed; the write is lost", action, subject)
+        except Exception as error:
+            logger.error("%s for %s failed (%s); the write is lost", action, subject, log_safe(error))
             raise
         finally:
             self.pending -= 1
