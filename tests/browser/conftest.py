@@ -41,6 +41,7 @@ from tests.conformance.objects import StoredObjects
 from tests.services import S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, PostgresServer
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+FEATURE_APP = Path(__file__).with_name("feature_app")
 QUESTION = "How are feedback ratings stored?"
 
 expect.set_options(timeout=30_000)  # two cores shared with other test runs: be patient, never sleep
@@ -48,11 +49,18 @@ _open_browsers: list[Browser] = []
 _running_apps: list[AppServer] = []
 
 
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """test-artifacts/browser/, emptied once per run: screenshots and logs of every browser module."""
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    return ARTIFACTS
+
+
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
+def chromium(artifacts: Path) -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (never `playwright install`)")
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
         _open_browsers.append(browser)
@@ -78,15 +86,40 @@ def deployment(
         else:
             settings, objects = {}, LocalObjects(root / ".chainlit" / "element-files")
         app = ChainlitApp(root, settings, warm_up_login=(ALICE.username, ALICE.password))
-        _running_apps.append(app)
-        cleanups.append(lambda: _running_apps.remove(app))
         cleanups.append(lambda: stop_leftover_postgres(root / ".chainlit" / "pgdata"))  # if it was killed
-        cleanups.append(app.stop)
-        app.start()
+        _start(app, cleanups)
         yield Deployment(request.param, app, objects)
     finally:
         for cleanup in reversed(cleanups):
             cleanup()
+
+
+@pytest.fixture(scope="module", params=["presigned", "served"])
+def feature_deployment(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    """tests/browser/feature_app/ on PostgreSQL + S3, element URLs presigned by S3 or served by the app."""
+    root = Path(tempfile.mkdtemp(prefix=f"openrag-features-{request.param}-"))
+    cleanups: list[Callable[[], object]] = [lambda: shutil.rmtree(root, ignore_errors=True)]
+    try:
+        settings, objects = _postgres_and_s3(request, tmp_path_factory.mktemp("cli"), cleanups)
+        if request.param == "served":
+            settings["STORAGE_URL_MODE"] = "served"
+        shutil.copytree(FEATURE_APP / "public", root / "public")  # custom elements live in the app's root
+        app = ChainlitApp(root, settings, (ALICE.username, ALICE.password), target=FEATURE_APP / "app.py")
+        _start(app, cleanups)
+        yield Deployment(request.param, app, objects)
+    finally:
+        for cleanup in reversed(cleanups):
+            cleanup()
+
+
+def _start(app: ChainlitApp, cleanups: list[Callable[[], object]]) -> None:
+    """Start ``app``, stop it at clean-up, and keep its log for failure reports meanwhile."""
+    _running_apps.append(app)
+    cleanups.append(lambda: _running_apps.remove(app))
+    cleanups.append(app.stop)
+    app.start()
 
 
 def _postgres_and_s3(
