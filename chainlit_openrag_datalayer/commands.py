@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from . import adoption, doctor, maintenance, migrations
+from . import adoption, doctor, maintenance, migrations, sweep
 from .config import Settings
 from .errors import DataLayerError, describe
 from .storage import ElementStorage, storage_for
@@ -227,11 +227,11 @@ def erase_user(settings: Settings, args: argparse.Namespace) -> int:
     return _with_services(settings, work)
 
 
-def sweep(settings: Settings, args: argparse.Namespace) -> int:
-    grace = maintenance.SWEEP_GRACE if args.min_age is None else args.min_age
+def sweep_(settings: Settings, args: argparse.Namespace) -> int:
+    grace = sweep.GRACE if args.min_age is None else args.min_age
 
     async def work(engine: AsyncEngine, storage: ElementStorage) -> int:
-        found = await maintenance.sweep(engine, storage, grace=grace)
+        found = await sweep.find(engine, storage, grace=grace)
         _print_sweep(found)
         totals = _sweep_totals(found)
         if not args.apply:
@@ -239,7 +239,7 @@ def sweep(settings: Settings, args: argparse.Namespace) -> int:
             return EXIT_OK
         if (found.orphan_objects or found.missing_objects) and not confirm(f"Delete {totals}?", args.yes):
             return _declined()
-        applied = await maintenance.sweep_apply(engine, storage, found)
+        applied = await sweep.apply(engine, storage, found)
         print(f"sweep deleted {_sweep_totals(applied)}")
         kept = len(found.orphan_objects) + len(found.missing_objects)
         kept -= len(applied.orphan_objects) + len(applied.missing_objects)
@@ -250,14 +250,14 @@ def sweep(settings: Settings, args: argparse.Namespace) -> int:
     return _with_services(settings, work)
 
 
-def _print_sweep(found: maintenance.SweepResult) -> None:
+def _print_sweep(found: sweep.SweepResult) -> None:
     for key in found.orphan_objects:
         print(f"orphan file: {printable(key)}")
     for element_id, key in found.missing_objects:
         print(f"missing file: element {printable(element_id)} points at {printable(key)}")
 
 
-def _sweep_totals(result: maintenance.SweepResult) -> str:
+def _sweep_totals(result: sweep.SweepResult) -> str:
     orphans = plural(len(result.orphan_objects), "orphan file")
     return f"{orphans} and {plural(len(result.missing_objects), 'element')} without file"
 
@@ -288,6 +288,6 @@ COMMANDS: dict[str, Command] = {
     "purge": purge,
     "export-user": export_user,
     "erase-user": erase_user,
-    "sweep": sweep,
+    "sweep": sweep_,
     "feedback": feedback,
 }

@@ -1,4 +1,4 @@
-"""Operations on a running deployment: retention, data-subject requests, storage sweeps, feedback review.
+"""Operations on a running deployment: retention, data-subject requests, feedback review (sweeps: ``sweep``).
 
 Each function does one pass and returns what it did (counts or rows); the CLI only parses and prints.
 Database rows go first and storage objects after, as in the data layer: an object whose delete fails
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,10 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import RowMapping, Text, any_, bindparam, delete, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import RowMapping, any_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql.elements import BindParameter
 
 from . import queries
 from .errors import DataLayerError
@@ -31,16 +28,10 @@ from .storage import ElementStorage, thread_prefix
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (done, total)
-SWEEP_GRACE = timedelta(hours=1)
 
 
 def _no_progress(done: int, total: int) -> None:
     """Progress is optional."""
-
-
-def _text_array(values: Sequence[str]) -> BindParameter[Any]:
-    """One array parameter (``= ANY($1)``): any number of values, where ``IN`` would need one each."""
-    return bindparam(None, list(values), type_=ARRAY(Text))
 
 
 async def _user_id(engine: AsyncEngine, identifier: str) -> str:
@@ -128,7 +119,8 @@ async def purge(
     still_idle = (
         select(thread.c.id)
         .where(
-            thread.c.id == any_(_text_array([t.id for t in plan.threads])), thread.c.updatedAt < plan.cutoff
+            thread.c.id == any_(queries.text_array([t.id for t in plan.threads])),
+            thread.c.updatedAt < plan.cutoff,
         )
         .order_by(thread.c.updatedAt, thread.c.id)
     )
@@ -277,96 +269,6 @@ async def export_user(
                     missing.append(key)
             progress(done, len(ids))
     return ExportResult(len(ids), files, missing)
-
-
-# --- sweep -------------------------------------------------------------------------------------
-
-# The keys this package writes (``storage.object_key``): ``threads/<id>/files/<id>`` and ``files/<id>``,
-# each id one escaped segment. Anything else in the bucket belongs to someone else and is never listed.
-OWN_PREFIXES = ("threads/", "files/")
-_OWN_KEY = re.compile(r"(threads/[^/]+/)?files/[^/]+")
-
-
-@dataclass(frozen=True)
-class SweepResult:
-    """Objects no element points at, and elements whose object is gone; both older than ``cutoff``."""
-
-    orphan_objects: list[str]
-    missing_objects: list[tuple[str, str]]  # (element id, object key)
-    cutoff: datetime
-    applied: bool = False
-
-
-async def _own_objects(storage: ElementStorage) -> dict[str, datetime]:
-    """Every key under this package's prefixes that has the shape of a key it writes."""
-    return {
-        key: modified
-        for prefix in OWN_PREFIXES
-        async for key, modified in storage.objects(prefix)
-        if _OWN_KEY.fullmatch(key)
-    }
-
-
-async def sweep(
-    engine: AsyncEngine, storage: ElementStorage, *, grace: timedelta = SWEEP_GRACE
-) -> SweepResult:
-    """Find orphans and elements without object, leaving anything touched within ``grace`` alone.
-
-    Rows are read before the bucket is listed: an upload lands before its row, so a row read here has its
-    object in the listing unless the object is really gone. Nothing is deleted; see ``sweep_apply``.
-    """
-    # S3 reports LastModified in whole seconds (an upload at 12:00:00.7 says 12:00:00): a cutoff on a whole
-    # second never mistakes an upload made after it for an older one, even with `--min-age 0`.
-    cutoff = (datetime.now(timezone.utc) - grace).replace(microsecond=0)
-    async with engine.connect() as connection:
-        result = await connection.execute(
-            select(element.c.id, element.c.objectKey, element.c.updatedAt).where(
-                element.c.objectKey.is_not(None)
-            )
-        )
-        rows = list(result)
-    stored = await _own_objects(storage)
-    referenced = {str(r.objectKey) for r in rows}
-    orphans = sorted(key for key, modified in stored.items() if key not in referenced and modified < cutoff)
-    missing = [
-        (str(r.id), str(r.objectKey))
-        for r in rows
-        if r.updatedAt < cutoff and _OWN_KEY.fullmatch(r.objectKey) and r.objectKey not in stored
-    ]
-    return SweepResult(orphans, missing, cutoff)
-
-
-async def sweep_apply(engine: AsyncEngine, storage: ElementStorage, found: SweepResult) -> SweepResult:
-    """Delete what ``sweep`` found, re-checking each item first; returns what was deleted.
-
-    An object is deleted only if it is still there, still older than the cutoff and still unreferenced
-    once the bucket has been listed again; an element row only if its object is still absent from that
-    listing and the row has not been written since the cutoff (a re-upload keeps it).
-    """
-    stored = await _own_objects(storage)
-    candidates = [key for key in found.orphan_objects if key in stored and stored[key] < found.cutoff]
-    async with engine.connect() as connection:
-        result = await connection.execute(
-            select(element.c.objectKey).where(element.c.objectKey == any_(_text_array(candidates)))
-        )
-        referenced = set(result.scalars())
-    orphans = [key for key in candidates if key not in referenced]
-    await storage.delete(orphans)
-    gone = [(element_id, key) for element_id, key in found.missing_objects if key not in stored]
-    async with engine.begin() as connection:
-        result = await connection.execute(
-            delete(element)
-            .where(
-                element.c.id == any_(_text_array([element_id for element_id, _ in gone])),
-                element.c.objectKey == any_(_text_array([key for _, key in gone])),
-                element.c.updatedAt < found.cutoff,
-            )
-            .returning(element.c.id, element.c.objectKey)
-        )
-        deleted = {(str(r.id), str(r.objectKey)) for r in result}
-    missing = [pair for pair in gone if pair in deleted]
-    logger.info("Swept %d orphan objects and %d rows without object", len(orphans), len(missing))
-    return SweepResult(orphans, missing, found.cutoff, applied=True)
 
 
 # --- feedback report ---------------------------------------------------------------------------

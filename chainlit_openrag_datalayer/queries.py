@@ -12,6 +12,7 @@ a thread listed in ``"DeletedThread"`` is never written again. Guarded writes re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -418,3 +419,9 @@ def feedback_upsert() -> Select[Any]:
 @cache
 def feedback_delete() -> Delete:
     return delete(feedback).where(feedback.c.id == bindparam("feedbackId"))
+
+
+def text_array(values: Sequence[str]) -> BindParameter[Any]:
+    """One ``text[]`` parameter for ``column == any_(...)``: any number of values in one bind, where ``IN``
+    needs a parameter each (and asyncpg stops at 32,767)."""
+    return bindparam(None, list(values), type_=ARRAY(Text))

@@ -21,7 +21,7 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
-from chainlit_openrag_datalayer import maintenance
+from chainlit_openrag_datalayer import sweep
 from chainlit_openrag_datalayer.cli import duration
 from tests.cli_support import Deployment, InProcessCli, chainlit_http_context, open_deployment, run_cli
 from tests.prisma_schema import create_prisma_schema
@@ -119,7 +119,7 @@ def test_malformed_age_exits_2_and_names_the_units(cli: InProcessCli, text: str)
 
 
 def test_sweep_default_age_is_the_one_its_help_names(cli: InProcessCli) -> None:
-    assert duration("1h") == maintenance.SWEEP_GRACE
+    assert duration("1h") == sweep.GRACE
     assert "default 1h" in cli.run({}, "sweep", "--help").stdout
 
 

@@ -12,7 +12,7 @@ from uuid import uuid4
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from chainlit_openrag_datalayer import maintenance
+from chainlit_openrag_datalayer import maintenance, sweep
 from chainlit_openrag_datalayer.errors import DataLayerError
 from chainlit_openrag_datalayer.storage import ElementStorage
 from tests.cli_support import Deployment, chainlit_http_context, open_deployment
@@ -154,7 +154,7 @@ async def test_sweep_reports_orphan_objects_and_rows_without_object(
     await storage.put(orphan, b"nobody points here", "text/plain", "orphan.txt")
     await storage.delete([lost.object_key])
     await deployment.next_second()
-    result = await maintenance.sweep(engine, storage, grace=timedelta(0))
+    result = await sweep.find(engine, storage, grace=timedelta(0))
     assert result.orphan_objects == [orphan]
     assert result.missing_objects == [(lost.element_id, lost.object_key)]
     assert await deployment.layer.get_element(kept.thread_id, kept.element_id) is not None
@@ -167,8 +167,8 @@ async def test_sweep_apply_deletes_orphans_and_rows_without_object(
     await storage.put(f"files/{uuid4()}", b"orphan", "text/plain", "orphan.txt")
     await storage.delete([lost.object_key])
     await deployment.next_second()
-    found = await maintenance.sweep(engine, storage, grace=timedelta(0))
-    applied = await maintenance.sweep_apply(engine, storage, found)
+    found = await sweep.find(engine, storage, grace=timedelta(0))
+    applied = await sweep.apply(engine, storage, found)
     assert (applied.orphan_objects, applied.missing_objects) == (found.orphan_objects, found.missing_objects)
     assert keys_in(deployment, s3_server) == [kept.object_key]
     assert await deployment.layer.get_element(lost.thread_id, lost.element_id) is None
@@ -180,7 +180,7 @@ async def test_sweep_leaves_objects_younger_than_the_grace_period(
     """An upload whose element row is not written yet is not an orphan."""
     await deployment.talk()
     await storage.put(f"files/{uuid4()}", b"uploading", "text/plain", "new.txt")
-    result = await maintenance.sweep(engine, storage)
+    result = await sweep.find(engine, storage)
     assert result.orphan_objects == []
 
 

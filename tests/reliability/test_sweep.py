@@ -11,7 +11,7 @@ from uuid import uuid4
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from chainlit_openrag_datalayer import maintenance
+from chainlit_openrag_datalayer import sweep
 from chainlit_openrag_datalayer.storage import ElementStorage
 from tests.cli_support import Deployment, InProcessCli, open_deployment
 from tests.conformance.factories import text_element
@@ -60,7 +60,7 @@ class ListingWitness:
             await self._fire()
         async for item in self.inner.objects(prefix):
             yield item
-        if self._when == "after" and prefix == maintenance.OWN_PREFIXES[-1]:
+        if self._when == "after" and prefix == sweep.OWN_PREFIXES[-1]:
             await self._fire()
 
     async def put(self, key: str, source: bytes | Path, mime: str, filename: str) -> None:
@@ -103,8 +103,8 @@ async def test_sweep_lists_only_its_own_prefixes_and_never_touches_another_apps_
     put_foreign_objects(deployment, s3_server)
     await deployment.next_second()
     witness = ListingWitness(deployment.layer.storage, during=_nothing, when="before")
-    found = await maintenance.sweep(engine, witness, grace=timedelta(0))
-    assert sorted(witness.prefixes) == sorted(maintenance.OWN_PREFIXES)
+    found = await sweep.find(engine, witness, grace=timedelta(0))
+    assert sorted(witness.prefixes) == sorted(sweep.OWN_PREFIXES)
     assert found.orphan_objects == [orphan]
 
     result = await cli(deployment.environ, "sweep", "--apply", "--min-age", "0", "--yes")
@@ -131,8 +131,8 @@ async def test_an_upload_during_the_listing_keeps_its_row_and_its_file(
 
     witness = ListingWitness(deployment.layer.storage, during=upload, when=when)
     for _ in range(2):  # this sweep, then the next one
-        found = await maintenance.sweep(engine, witness, grace=timedelta(0))
-        await maintenance.sweep_apply(engine, witness, found)
+        found = await sweep.find(engine, witness, grace=timedelta(0))
+        await sweep.apply(engine, witness, found)
         assert await deployment.layer.get_element(talk.thread_id, uploaded.id) is not None
         assert f"threads/{talk.thread_id}/files/{uploaded.id}" in bucket_keys(deployment, s3_server)
 
@@ -147,8 +147,8 @@ async def test_a_dry_run_and_apply_agree(deployment: Deployment, engine: AsyncEn
         await deployment.layer.storage.put(key, b"orphan", "text/plain", "orphan.txt")
     put_foreign_objects(deployment, s3_server)
     await deployment.next_second()
-    report = await maintenance.sweep(engine, deployment.layer.storage, grace=timedelta(0))
-    applied = await maintenance.sweep_apply(engine, deployment.layer.storage, report)
+    report = await sweep.find(engine, deployment.layer.storage, grace=timedelta(0))
+    applied = await sweep.apply(engine, deployment.layer.storage, report)
     assert (report.orphan_objects, report.missing_objects) == (
         sorted(orphans),
         [(lost.element_id, lost.object_key)],
@@ -167,13 +167,13 @@ async def test_apply_keeps_what_changed_since_the_report(deployment: Deployment,
     late_key = f"threads/{returning.thread_id}/files/{late.id}"
     await deployment.layer.storage.put(late_key, b"row written late", "text/plain", "late.txt")
     await deployment.next_second()
-    report = await maintenance.sweep(engine, deployment.layer.storage, grace=timedelta(0))
+    report = await sweep.find(engine, deployment.layer.storage, grace=timedelta(0))
     assert late_key in report.orphan_objects and report.missing_objects == [
         (returning.element_id, returning.object_key)
     ]
     await deployment.layer.create_element(late)
     await deployment.layer.storage.put(returning.object_key, b"restored", "text/plain", "notes.txt")
-    applied = await maintenance.sweep_apply(engine, deployment.layer.storage, report)
+    applied = await sweep.apply(engine, deployment.layer.storage, report)
     assert (applied.orphan_objects, applied.missing_objects) == ([], [])
     assert await deployment.layer.get_element(returning.thread_id, returning.element_id) is not None
 
@@ -188,7 +188,7 @@ async def test_an_element_with_another_layouts_key_is_never_reported_missing(
         talk.element_id,
         f"{talk.user_id}/{uuid4()}",
     )
-    found = await maintenance.sweep(engine, deployment.layer.storage, grace=timedelta(0))
+    found = await sweep.find(engine, deployment.layer.storage, grace=timedelta(0))
     assert found.missing_objects == []
 
 
@@ -197,9 +197,9 @@ async def test_rows_younger_than_the_grace_are_not_reported(
 ) -> None:
     talk = await deployment.talk()
     await deployment.layer.storage.delete([talk.object_key])
-    assert (await maintenance.sweep(engine, deployment.layer.storage)).missing_objects == []
+    assert (await sweep.find(engine, deployment.layer.storage)).missing_objects == []
     await deployment.next_second()
-    found = await maintenance.sweep(engine, deployment.layer.storage, grace=timedelta(0))
+    found = await sweep.find(engine, deployment.layer.storage, grace=timedelta(0))
     assert found.missing_objects == [(talk.element_id, talk.object_key)]
 
 
