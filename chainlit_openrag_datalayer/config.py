@@ -54,6 +54,7 @@ class Settings:
     auto_migrate: bool = False
     write_retry_seconds: float = 300.0
     max_pending_writes: int = 10_000
+    max_pending_write_bytes: int = 128 * 2**20
     redact_keys: frozenset[str] = frozenset()  # names kept out of storage besides the built-in rule
 
     def __post_init__(self) -> None:
@@ -65,6 +66,8 @@ class Settings:
             raise ConfigurationError(
                 "WRITE_RETRY_SECONDS must be >= 0 and MAX_PENDING_WRITES a positive integer."
             )
+        if self.max_pending_write_bytes <= 0:
+            raise ConfigurationError("MAX_PENDING_WRITE_MB must be a positive number of MiB.")
         if self.url_mode is not None and self.url_mode not in URL_MODES:
             raise ConfigurationError(f"STORAGE_URL_MODE must be one of {', '.join(URL_MODES)}.")
         if self.s3 is None and self.url_mode == "presigned":
@@ -107,6 +110,7 @@ class Settings:
             auto_migrate=_bool(environ, "DATABASE_AUTO_MIGRATE"),
             write_retry_seconds=_int(environ, "WRITE_RETRY_SECONDS", 300),
             max_pending_writes=_int(environ, "MAX_PENDING_WRITES", 10_000),
+            max_pending_write_bytes=_int(environ, "MAX_PENDING_WRITE_MB", 128) * 2**20,
             redact_keys=_key_set(environ, "REDACT_METADATA_KEYS"),
         )
 

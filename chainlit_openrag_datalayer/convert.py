@@ -189,24 +189,27 @@ def feedback_from_row(row: Row) -> FeedbackDict | None:
 
 
 def parents_first(steps: Sequence[StepDict]) -> list[StepDict]:
-    """Keep the given (creation) order, but move each parent before its children."""
+    """Keep the given (creation) order, but move each parent before its children.
+
+    Iterative: a client chooses ``parentId``, so a chain may be any depth (a recursive walk raised
+    ``RecursionError`` past ~1,000 levels); a cycle is cut where it closes.
+    """
     if _parents_already_first(steps):  # the usual case: parents are created first
         return list(steps)
     by_id = {step["id"]: step for step in steps}
     ordered: list[StepDict] = []
     placed: set[str] = set()
-
-    def place(step: StepDict, visiting: set[str]) -> None:
-        if step["id"] in placed or step["id"] in visiting:
-            return
-        parent = by_id.get(step.get("parentId") or "")
-        if parent is not None:
-            place(parent, visiting | {step["id"]})
-        placed.add(step["id"])
-        ordered.append(step)
-
     for step in steps:
-        place(step, set())
+        chain: list[StepDict] = []  # the step and its ancestors not placed yet, child first
+        in_chain: set[str] = set()
+        current: StepDict | None = step
+        while current is not None and current["id"] not in placed and current["id"] not in in_chain:
+            chain.append(current)
+            in_chain.add(current["id"])
+            current = by_id.get(current.get("parentId") or "")
+        for ancestor in reversed(chain):
+            placed.add(ancestor["id"])
+            ordered.append(ancestor)
     return ordered
 
 

@@ -72,7 +72,11 @@ class OpenRAGDataLayer(BaseDataLayer):
         # Even with presigned URLs, the app serves the element types its front end fetches by script.
         self.url_signer = served.UrlSigner(settings.url_secret, settings.url_expiry_seconds)
         served.ensure_route()
-        self._writes = WriteSequencer(RetryPolicy(settings.write_retry_seconds), settings.max_pending_writes)
+        self._writes = WriteSequencer(
+            RetryPolicy(settings.write_retry_seconds),
+            settings.max_pending_writes,
+            settings.max_pending_write_bytes,
+        )
         self._step_threads: dict[str, str] = {}  # recent step -> thread, to order delete_step
         self._detached: set[asyncio.Task[None]] = set()
         self.database = Database(settings, on_open=_log_opened)
@@ -117,14 +121,16 @@ class OpenRAGDataLayer(BaseDataLayer):
         """A call Chainlit awaits (a request is waiting): retried briefly across a lost connection."""
         return await retrying(QUICK_RETRY, "query", "a request", lambda: self._execute(statement, params))
 
-    async def _background_write(self, thread_id: str | None, action: str, subject: str, work: Work) -> None:
+    async def _background_write(
+        self, thread_id: str | None, action: str, subject: str, work: Work, size: int = 0
+    ) -> None:
         """A write Chainlit does not wait for: in thread order, retried through outages.
 
         A lost write was logged (ids and error class); what reaches Chainlit, which logs it as text, is
         never PostgreSQL's message, whose DETAIL quotes the row.
         """
         try:
-            await self._writes.run(thread_id, action, subject, work)
+            await self._writes.run(thread_id, action, subject, work, size)
         except asyncpg.PostgresError as error:
             raise DataLayerError(f"{action} for {subject} was lost ({log_safe(error)})") from None
 
@@ -175,7 +181,11 @@ class OpenRAGDataLayer(BaseDataLayer):
             _report_refusal("create_element", subject, thread_deleted=False)
             return
         await self._background_write(
-            element.thread_id, "create_element", subject, lambda: self._create_element(element, subject)
+            element.thread_id,
+            "create_element",
+            subject,
+            lambda: self._create_element(element, subject),
+            size=_held_bytes(element),
         )
 
     async def _create_element(self, element: Element, subject: str) -> None:
@@ -264,7 +274,7 @@ class OpenRAGDataLayer(BaseDataLayer):
             if not rows[0]["applied"]:
                 _report_refusal(action, subject, thread_deleted=rows[0]["threadDeleted"])
 
-        await self._background_write(thread_id, action, subject, upsert)
+        await self._background_write(thread_id, action, subject, upsert, normalise.approximate_size(params))
 
     def _remember_step(self, step_id: str, thread_id: str) -> None:
         """Recent steps' threads, so that ``delete_step(id)`` queues behind its thread's writes."""
@@ -343,7 +353,8 @@ class OpenRAGDataLayer(BaseDataLayer):
             if not rows[0]["applied"]:
                 _report_refusal("update_thread", f"thread {thread_id}", thread_deleted=True)
 
-        write = self._background_write(thread_id, "update_thread", f"thread {thread_id}", upsert)
+        size = normalise.approximate_size(params)
+        write = self._background_write(thread_id, "update_thread", f"thread {thread_id}", upsert, size)
         await self._wait_or_detach(asyncio.ensure_future(write), f"update_thread for thread {thread_id}")
 
     async def _wait_or_detach(self, task: asyncio.Task[None], what: str) -> None:
@@ -428,6 +439,15 @@ def _log_opened(url: URL, embedded: bool) -> None:
     logger.info(
         "Database pool open on %s%s", url.render_as_string(hide_password=True), " (embedded)" * embedded
     )
+
+
+def _held_bytes(element: Element) -> int:
+    """Memory a pending element write holds: its content (text twice: as text and as UTF-8 to upload);
+    a file on disk is streamed, so only its row."""
+    content = None if element.path else element.content
+    if isinstance(content, str):
+        return 2 * len(content)
+    return len(content) if isinstance(content, bytes | bytearray) else 0
 
 
 def _report_refusal(action: str, subject: str, *, thread_deleted: bool) -> None:

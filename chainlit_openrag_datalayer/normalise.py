@@ -90,6 +90,24 @@ def text_list(value: object) -> list[str] | None:
     return [text] if (text := optional_text(value)) is not None else []
 
 
+def approximate_size(value: object) -> int:
+    """About how many bytes ``value`` holds: its text and binary lengths, 8 per other item; for the
+    pending-writes bound, so cheap rather than exact (a walk, nothing copied)."""
+    total, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str | bytes | bytearray):
+            total += len(item)
+        elif isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            stack.extend(item)
+        else:
+            total += 8
+    return total
+
+
 def json_safe(value: object, depth: int = 0) -> Any:
     """Return ``value`` as plain JSON data that PostgreSQL's jsonb accepts."""
     if value is None or isinstance(value, bool | int):

@@ -105,24 +105,36 @@ async def retrying(policy: RetryPolicy, action: str, subject: str, work: Callabl
 class WriteSequencer:
     """One FIFO lock per thread: a thread's writes run one at a time, in call order."""
 
-    def __init__(self, policy: RetryPolicy, max_pending: int = 10_000) -> None:
+    def __init__(
+        self, policy: RetryPolicy, max_pending: int = 10_000, max_pending_bytes: int = 2**27
+    ) -> None:
         self.policy = policy
         self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
         self.pending = 0
+        self.pending_bytes = 0
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     async def run(
-        self, thread_id: str | None, action: str, subject: str, work: Callable[[], Awaitable[T]]
+        self,
+        thread_id: str | None,
+        action: str,
+        subject: str,
+        work: Callable[[], Awaitable[T]],
+        size: int = 0,
     ) -> T:
-        """Queue ``work`` behind the thread's earlier writes, then run it with retries."""
-        if self.pending >= self.max_pending:
+        """Queue ``work`` (holding about ``size`` bytes) behind the thread's earlier writes, then run it
+        with retries. Past either bound the write is refused; a write alone in the queue always goes."""
+        over_bytes = self.pending and self.pending_bytes + size > self.max_pending_bytes
+        if self.pending >= self.max_pending or over_bytes:
             logger.error(
-                "%s for %s refused: %d writes are already waiting (the database or storage has been "
-                "down too long); this write is lost",
-                action, subject, self.pending,
+                "%s for %s refused: %d writes (%d MiB) are already waiting (the database or storage has "
+                "been down too long); this write is lost",
+                action, subject, self.pending, self.pending_bytes >> 20,
             )  # fmt: skip
-            raise OverflowError(f"{self.pending} writes pending")
+            raise OverflowError(f"{self.pending} writes ({self.pending_bytes} bytes) pending")
         self.pending += 1
+        self.pending_bytes += size
         lock = self._acquire_lock(thread_id or "")
         try:
             async with lock:
@@ -132,6 +144,7 @@ class WriteSequencer:
             raise
         finally:
             self.pending -= 1
+            self.pending_bytes -= size
             self._release_lock(thread_id or "")
 
     def _acquire_lock(self, key: str) -> asyncio.Lock:

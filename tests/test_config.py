@@ -72,6 +72,8 @@ def test_nothing_set_means_the_development_defaults() -> None:
         ({"STORAGE_URL_MODE": "cdn", **S3}, "STORAGE_URL_MODE"),
         ({"DATABASE_POOL_SIZE": "0"}, "DATABASE_POOL_SIZE"),
         ({"DATABASE_AUTO_MIGRATE": "perhaps"}, "DATABASE_AUTO_MIGRATE"),
+        ({"MAX_PENDING_WRITE_MB": "0"}, "MAX_PENDING_WRITE_MB"),
+        ({"MAX_PENDING_WRITE_MB": "1.5"}, "MAX_PENDING_WRITE_MB"),
     ],
 )
 def test_bad_settings_fail_naming_the_variable(environ: dict[str, str], named: str) -> None:
@@ -87,3 +89,9 @@ def test_redacted_keys_are_configurable() -> None:
         "api_key",
         "session_id",
     }
+
+
+def test_pending_write_bytes_are_set_in_mib() -> None:
+    """MAX_PENDING_WRITE_MB bounds the bytes pending writes hold; 128 MiB by default."""
+    assert Settings.from_env({}).max_pending_write_bytes == 128 * 2**20
+    assert Settings.from_env({"MAX_PENDING_WRITE_MB": "32"}).max_pending_write_bytes == 32 * 2**20

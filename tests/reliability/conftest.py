@@ -47,8 +47,9 @@ def layer_settings(database_url: str, files: Path, **overrides: Any) -> Settings
         "local_storage_dir": files,
         "url_secret": AUTH_SECRET,
         # The full load tests keep more writes in flight than the default 10,000 buffer holds (200 sessions
-        # firing at once, or 40 busy sessions through a 10 s outage); the bound itself has its own test.
+        # firing at once, or 40 busy sessions through a 10 s outage); the bounds have their own tests.
         "max_pending_writes": 200_000,
+        "max_pending_write_bytes": 2**32,
         **overrides,
     }
     return Settings(**values)
