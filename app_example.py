@@ -5,7 +5,9 @@ Run it with ``scripts/dev example`` (or ``chainlit run app_example.py``) and log
 
 Without ``DATABASE_URL`` and ``BUCKET_NAME`` it runs on an embedded PostgreSQL and a local folder,
 both under ``.chainlit/``. No network and no model are needed: the answer is composed locally from
-a small built-in corpus, then streamed with its sources (a text passage and a relevance chart).
+a small built-in corpus, then streamed with its sources (the retrieved passages, opened beside the
+answer) and a relevance chart (Chainlit's Plotly element: ``pip install plotly``, which
+``scripts/dev example`` does). ``chainlit.md`` next to it is the app's Readme page.
 Persistence comes from the ``@cl.data_layer`` function alone; the rest is an ordinary Chainlit app.
 """
 
@@ -16,11 +18,11 @@ import hmac
 import os
 import re
 import secrets
-import struct
-import zlib
 from pathlib import Path
+from typing import NamedTuple
 
 import chainlit as cl
+import plotly.graph_objects as go
 from chainlit.config import APP_ROOT
 from chainlit.types import ThreadDict
 
@@ -98,10 +100,12 @@ async def chat_profiles(user: cl.User | None) -> list[cl.ChatProfile]:
     return [
         cl.ChatProfile(
             name=DETAILED,
-            markdown_description="Answers with every matching passage, its sources and a relevance chart.",
+            markdown_description="Answers from every matching passage, with sources and a relevance chart.",
             default=True,
         ),
-        cl.ChatProfile(name=BRIEF, markdown_description="One-sentence answers, with their sources."),
+        cl.ChatProfile(
+            name=BRIEF, markdown_description="Answers from the best passage only, with its source."
+        ),
     ]
 
 
@@ -130,21 +134,20 @@ async def answer(message: cl.Message) -> None:
 
     async with cl.Step(name="retrieve", type="retrieval") as step:
         step.input = message.content
-        passages = retrieve(message.content)
-        step.output = "\n".join(f"- {title} (score {score:.2f})" for title, score in passages)
+        matches = retrieve(message.content)
+        step.output = "\n".join(f"- {match.title} (score {match.score:.2f})" for match in matches)
 
-    best_title = passages[0][0]
-    # The sources go out with the message when it is sent, once streaming is done.
+    cited = cited_matches(matches)
+    # The sources go out with the message when it is sent, once streaming is done: each cited passage
+    # opens beside the answer (its name in the answer is a link), and the chart shows how they ranked.
     reply = cl.Message(
         content="",
         elements=[
-            cl.Text(name=f"Source: {best_title}", content=CORPUS[best_title], display="inline"),
-            cl.Image(
-                name="relevance.png", content=relevance_chart(passages), mime="image/png", display="inline"
-            ),
+            *(cl.Text(name=match.title, content=CORPUS[match.title], display="side") for match in cited),
+            cl.Plotly(name="relevance", figure=relevance_chart(matches), display="inline"),
         ],
     )
-    for token in re.findall(r"\S+\s*", compose(message.content, passages, uploads, len(history))):
+    for token in re.findall(r"\S+\s*", compose(message.content, cited, uploads, len(history))):
         await reply.stream_token(token)
         await asyncio.sleep(TOKEN_DELAY_SECONDS)
     await reply.send()  # type: ignore[no-untyped-call]
@@ -152,15 +155,32 @@ async def answer(message: cl.Message) -> None:
     cl.user_session.set("history", history)  # type: ignore[no-untyped-call]
 
 
-def retrieve(question: str, limit: int = 3) -> list[tuple[str, float]]:
+class Match(NamedTuple):  # not a dataclass: Chainlit imports this file outside sys.modules
+    """How well a passage matches the question, as shares of the question's keywords."""
+
+    title: str
+    in_text: float  # keywords found in the passage's text
+    in_title: float  # keywords found in its title, counted double
+
+    @property
+    def score(self) -> float:
+        return self.in_text + self.in_title
+
+
+def retrieve(question: str, limit: int = 3) -> list[Match]:
     """Rank the corpus by shared keywords (a title word counts double); best passage first."""
     keywords = _keywords(question)
-    scores = []
-    for title, text in CORPUS.items():
-        hits = len(keywords & _keywords(text)) + 2 * len(keywords & _keywords(title))
-        scores.append((title, hits / (3 * len(keywords) or 1)))
-    scores.sort(key=lambda item: item[1], reverse=True)
-    return scores[:limit]
+    scale = 3 * len(keywords) or 1  # a keyword found in both text and title scores 1
+    matches = [
+        Match(
+            title,
+            in_text=len(keywords & _keywords(text)) / scale,
+            in_title=2 * len(keywords & _keywords(title)) / scale,
+        )
+        for title, text in CORPUS.items()
+    ]
+    matches.sort(key=lambda match: match.score, reverse=True)
+    return matches[:limit]
 
 
 def _keywords(text: str) -> set[str]:
@@ -168,15 +188,21 @@ def _keywords(text: str) -> set[str]:
     return {word.removesuffix("s") for word in words if word not in STOP_WORDS}
 
 
-def compose(question: str, passages: list[tuple[str, float]], uploads: list[cl.Element], turn: int) -> str:
-    """The local stand-in for a model: quote the best passages, mention the attached files."""
+def cited_matches(matches: list[Match]) -> list[Match]:
+    """The passages the answer uses: the best one (Brief), or every one scoring half as well (Detailed)."""
     brief = cl.user_session.get("chat_profile") == BRIEF  # type: ignore[no-untyped-call]
-    relevant = [p for p in passages if p[1] > 0 and p[1] >= passages[0][1] / 2]
-    chosen = passages[:1] if brief or not relevant else relevant
+    best = matches[0].score
+    relevant = [match for match in matches if match.score > 0 and match.score >= best / 2]
+    return matches[:1] if brief or not relevant else relevant
+
+
+def compose(question: str, cited: list[Match], uploads: list[cl.Element], turn: int) -> str:
+    """The local stand-in for a model: one sentence from each cited passage, naming its source."""
     lines = [f"Here is what the knowledge base says about \u201c{question.strip()[:80]}\u201d:"]
-    for title, _ in chosen:
-        text = CORPUS[title]
-        lines.append(f"- **{title}**: {text.split('. ')[0] + '.' if brief else text}")
+    for match in cited:
+        first_sentence = CORPUS[match.title].split(". ")[0].rstrip(".") + "."
+        lines.append(f"- {first_sentence}")
+    lines.append("\nSources: " + ", ".join(match.title for match in cited) + ".")
     if uploads:
         names = ", ".join(f"`{element.name}`" for element in uploads)
         lines.append(f"\nYou attached {names}; they are stored with this thread.")
@@ -184,25 +210,35 @@ def compose(question: str, passages: list[tuple[str, float]], uploads: list[cl.E
     return "\n".join(lines)
 
 
-def relevance_chart(passages: list[tuple[str, float]], width: int = 120, height: int = 48) -> bytes:
-    """A small PNG bar chart of the retrieval scores, encoded by hand (no imaging library)."""
-    bar = width // len(passages)
-    rows = []
-    for y in range(height):
-        row = bytearray([0])  # PNG filter type "none" for this scanline
-        for x in range(width):
-            score = passages[min(x // bar, len(passages) - 1)][1]
-            filled = height - y <= max(score, 0.05) * height and x % bar < bar - 4
-            row += bytes((37, 99, 235) if filled else (241, 245, 249))
-        rows.append(bytes(row))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"".join(rows)))
-        + chunk(b"IEND", b"")
+def relevance_chart(matches: list[Match]) -> go.Figure:
+    """Horizontal bars, best passage on top, each split into what matched in the text and in the title."""
+    titles = [match.title for match in reversed(matches)]
+    figure = go.Figure(
+        [
+            go.Bar(
+                name="keywords in the passage",
+                y=titles,
+                x=[match.in_text for match in reversed(matches)],
+                orientation="h",
+                marker_color="#2563eb",
+            ),
+            go.Bar(
+                name="keywords in its title (count double)",
+                y=titles,
+                x=[match.in_title for match in reversed(matches)],
+                orientation="h",
+                marker_color="#f59e0b",
+            ),
+        ]
     )
+    figure.update_layout(
+        barmode="stack",
+        template="plotly_white",
+        height=280,
+        margin={"l": 10, "r": 20, "t": 50, "b": 10},
+        title={"text": "How well each passage matches your question", "font": {"size": 15}},
+        xaxis={"title": {"text": "relevance score (share of the question's keywords)"}, "range": [0, 1]},
+        yaxis={"title": {"text": "passage"}, "automargin": True},
+        legend={"orientation": "h", "y": -0.35, "x": 0, "traceorder": "normal"},
+    )
+    return figure

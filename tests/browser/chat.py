@@ -93,11 +93,16 @@ def wait_for_partial_answer(page: Page) -> str:
 
 
 def last_answer(page: Page) -> Locator:
-    """The last assistant message, once it is complete (its final line and its elements are shown)."""
+    """The last assistant message, once it is complete (its final line and its chart are shown)."""
     answer = page.locator(ASSISTANT_MESSAGE).last
     expect(answer).to_contain_text(ANSWER_END)
-    expect(answer.locator("img.inline-image")).to_be_visible()
+    expect(relevance_chart(answer).locator(".legendtext")).to_have_count(2)
     return answer
+
+
+def relevance_chart(answer: Locator) -> Locator:
+    """The example's Plotly chart in an answer."""
+    return answer.locator(".js-plotly-plot")
 
 
 def current_thread_id(page: Page) -> str:

@@ -42,6 +42,7 @@ from tests.services import S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, PostgresServ
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 FEATURE_APP = Path(__file__).with_name("feature_app")
+EXAMPLE_README = ARTIFACTS.parents[1] / "chainlit.md"  # app_example.py's Readme page
 QUESTION = "How are feedback ratings stored?"
 
 expect.set_options(timeout=30_000)  # two cores shared with other test runs: be patient, never sleep
@@ -85,6 +86,7 @@ def deployment(
             settings, objects = _postgres_and_s3(request, tmp_path_factory.mktemp("cli"), cleanups)
         else:
             settings, objects = {}, LocalObjects(root / ".chainlit" / "element-files")
+        shutil.copy(EXAMPLE_README, root / "chainlit.md")  # as when run from the repository
         app = ChainlitApp(root, settings, warm_up_login=(ALICE.username, ALICE.password))
         cleanups.append(lambda: stop_leftover_postgres(root / ".chainlit" / "pgdata"))  # if it was killed
         _start(app, cleanups)
@@ -112,6 +114,14 @@ def feature_deployment(
     finally:
         for cleanup in reversed(cleanups):
             cleanup()
+
+
+def screenshot(page: Page, deployment: Deployment, name: str) -> None:
+    """A picture of what the page shows, for people to look at: test-artifacts/browser/NAME-SETUP.png.
+
+    Chainlit scrolls the chat inside its own panel, so the picture is the window, not the whole chat.
+    """
+    page.screenshot(path=ARTIFACTS / f"{name}-{deployment.name}.png")
 
 
 def _start(app: ChainlitApp, cleanups: list[Callable[[], object]]) -> None:
@@ -180,6 +190,7 @@ def alice_thread(
     partial_answer = wait_for_partial_answer(page)
     thread_id = current_thread_id(page)
     answer = last_answer(page).inner_text()
+    screenshot(page, deployment, "example-answer")
     return StartedThread(thread_id, QUESTION, upload, partial_answer, answer)
 
 

@@ -28,12 +28,13 @@ from tests.browser.chat import (
     current_thread_id,
     last_answer,
     open_thread_menu,
+    relevance_chart,
     send,
     sidebar_thread,
     thread_json,
     thread_list,
-    wait_until_image_loaded,
 )
+from tests.browser.conftest import screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -52,6 +53,17 @@ def test_login_form_refuses_a_wrong_password(open_page: Callable[[Account | None
     assert page.context.request.get("/user").status == 401
 
 
+def test_readme_says_what_the_app_shows_and_how_history_works(alice: Page, deployment: Deployment) -> None:
+    """The Readme button opens the example's own chainlit.md, not Chainlit's default page."""
+    alice.goto("/")
+    alice.locator("#readme-button").click()
+    readme = alice.get_by_role("dialog")
+    expect(readme.get_by_role("heading", name="How history works")).to_be_visible()
+    expect(readme).to_contain_text("OpenRAG-style chat")
+    expect(readme).not_to_contain_text("Welcome to Chainlit")
+    screenshot(alice, deployment, "example-readme")
+
+
 def test_answer_is_streamed_and_names_the_uploaded_file(alice_thread: StartedThread) -> None:
     """The answer arrives token by token, ends with its last line, and mentions the attachment."""
     partial = alice_thread.partial_answer.strip()
@@ -62,22 +74,42 @@ def test_answer_is_streamed_and_names_the_uploaded_file(alice_thread: StartedThr
     assert "(Message 1 of this conversation.)" in alice_thread.answer
 
 
-def test_thread_is_listed_in_the_sidebar_after_a_reload(alice: Page, alice_thread: StartedThread) -> None:
+def test_thread_is_listed_in_the_sidebar_after_a_reload(
+    alice: Page, alice_thread: StartedThread, deployment: Deployment
+) -> None:
     """The history sidebar lists the thread under its first message, tagged with the chat profile."""
     alice.goto("/")
     expect(sidebar_thread(alice, alice_thread.id)).to_have_text(alice_thread.question)
+    screenshot(alice, deployment, "example-history")
     listed = {thread["id"]: thread for thread in thread_list(alice.context)}
     assert listed[alice_thread.id]["tags"] == ["Detailed"]
 
 
-def test_opened_thread_shows_its_history_image_and_file(alice: Page, alice_thread: StartedThread) -> None:
-    """Opening the thread from the sidebar restores every message, the step, the image and the upload."""
+def test_opened_thread_shows_its_history_chart_sources_and_file(
+    alice: Page, alice_thread: StartedThread, deployment: Deployment
+) -> None:
+    """Opening the thread from the sidebar restores every message, the step, the chart, the sources and
+    the upload."""
     alice.goto("/")
     sidebar_thread(alice, alice_thread.id).locator("a").click()
     expect(alice.locator(USER_MESSAGE).first).to_contain_text(alice_thread.question)
     expect(alice.locator(RETRIEVAL_STEP).first).to_contain_text("retrieve")
     answer = last_answer(alice)
-    assert wait_until_image_loaded(answer.locator("img.inline-image")) == 120
+    chart = relevance_chart(answer)
+    assert chart.locator(".legendtext").all_text_contents() == [
+        "keywords in the passage",
+        "keywords in its title (count double)",
+    ]
+    expect(chart.locator(".xtitle")).to_have_text("relevance score (share of the question's keywords)")
+    expect(chart.locator(".ytick").first).to_be_visible()
+    # The source is the retrieved passage, which says more than the answer's sentence taken from it.
+    expect(alice.locator("#side-view-title")).to_contain_text("Feedback")
+    source = alice.locator("#side-view-content")
+    expect(source).to_contain_text("Ratings are stored with the message")
+    expect(answer).not_to_contain_text("Ratings are stored with the message")
+    answer.get_by_role("link", name="Feedback").first.click()
+    expect(source).to_contain_text("Every answer can be rated with a thumbs up or down.")
+    screenshot(alice, deployment, "opened-thread")
     link = alice.locator(USER_MESSAGE).first.locator("a.inline-file", has_text=alice_thread.upload.name)
     href = link.evaluate("a => a.href")
     download = alice.context.request.get(href)
@@ -155,7 +187,7 @@ def test_second_user_is_refused_the_thread_and_its_files(
     expect(bob.locator(USER_MESSAGE)).to_have_count(0)
     expect(bob.get_by_text(alice_thread.question)).to_have_count(0)
 
-    url = elements[0]["url"]
+    url = next(element["url"] for element in elements if element["name"] == alice_thread.upload.name)
     if deployment.presigned_urls:
         # A presigned URL is a bearer token: whoever holds it reads the object until it expires, Bob
         # included. What protects Alice is that only she is handed one, short-lived, for the public host.
@@ -180,9 +212,13 @@ def test_deleted_thread_leaves_no_stored_files(alice: Page, deployment: Deployme
     send(alice, "Please forget this conversation")
     thread_id = current_thread_id(alice)
     last_answer(alice)
-    keys = {element["objectKey"] for element in thread_json(alice.context, thread_id)["elements"]}
-    assert len(keys) == 3  # the upload, the source text and the chart
-    assert keys <= set(deployment.objects.keys())
+    elements = thread_json(alice.context, thread_id)["elements"]
+    kinds = sorted(element["type"] for element in elements)
+    assert (
+        kinds[0] == "file" and kinds[1] == "plotly" and set(kinds[2:]) == {"text"}
+    )  # upload, chart, sources
+    keys = {element["objectKey"] for element in elements}
+    assert len(keys) == len(elements) and keys <= set(deployment.objects.keys())
 
     alice.goto("/")
     dialog = open_thread_menu(alice, thread_id, "Delete")
@@ -216,10 +252,10 @@ def test_history_survives_a_restart(
 ) -> None:
     """After Ctrl+C and a new start, the same login and element URLs still work and the thread is there."""
     alice = open_page(ALICE)
-    image_url = next(
+    chart_url = next(
         element["url"]
         for element in thread_json(alice.context, alice_thread.id)["elements"]
-        if element["name"] == "relevance.png"
+        if element["name"] == "relevance"
     )
     assert deployment.app.stop() == 0
     assert not (deployment.root / ".chainlit" / "pgdata" / "postmaster.pid").exists()
@@ -229,5 +265,5 @@ def test_history_survives_a_restart(
     expect(sidebar_thread(alice, alice_thread.id)).to_be_visible()
     sidebar_thread(alice, alice_thread.id).locator("a").click()
     expect(alice.locator(USER_MESSAGE).first).to_contain_text(alice_thread.question)
-    assert wait_until_image_loaded(alice.locator(ASSISTANT_MESSAGE).first.locator("img.inline-image")) == 120
-    assert alice.context.request.get(image_url).ok
+    expect(relevance_chart(alice.locator(ASSISTANT_MESSAGE).first).locator(".legendtext")).to_have_count(2)
+    assert alice.context.request.get(chart_url).ok

@@ -33,7 +33,7 @@ from tests.browser.chat import (
     thread_json,
     wait_until_image_loaded,
 )
-from tests.browser.conftest import ARTIFACTS, new_context
+from tests.browser.conftest import new_context, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -141,7 +141,7 @@ def tour(alice_context: BrowserContext, feature_deployment: Deployment) -> Tour:
     expect(page.locator(ASSISTANT_MESSAGE).last).to_contain_text("Tally updated.")
     expect(page.locator("#tally")).to_have_text("tally: 2 (no draft)")
     live = elements_shown(page)
-    screenshot(page, feature_deployment, "every-element-live")
+    screenshot(page, feature_deployment, "features-every-element-live")
     live_fetches = fetches.of({url for url in fetches.statuses if "/project/file/" in url})
     page.close()
     return Tour(thread_id, live, live_fetches)
@@ -162,7 +162,7 @@ def test_every_element_shows_after_resume(alice: Page, tour: Tour, feature_deplo
     fetches.record(alice)
     alice.goto(f"/thread/{tour.id}")
     assert elements_shown(alice) == EVERY_ELEMENT
-    screenshot(alice, feature_deployment, "every-element-resumed")
+    screenshot(alice, feature_deployment, "features-every-element-resumed")
     stored = {element["name"]: element["url"] for element in thread_json(alice.context, tour.id)["elements"]}
     fetched = fetches.of(set(stored.values()))
     assert set(fetched.values()) <= set(OK), fetched
@@ -218,7 +218,7 @@ def test_ask_messages_live_and_after_resume(
     expect(alice.locator(USER_MESSAGE, has_text="Alice")).to_have_count(1)
     link = alice.locator(ASSISTANT_MESSAGE, has_text=summary).locator("a.inline-file", has_text="answer.txt")
     assert alice.context.request.get(link.evaluate("a => a.href")).body() == b"my answer\n"
-    screenshot(alice, feature_deployment, "ask-messages-resumed")
+    screenshot(alice, feature_deployment, "features-ask-messages-resumed")
 
 
 # --- profiles, settings, composer uploads, favorites ------------------------------------------------
@@ -304,7 +304,7 @@ def test_viewer_of_a_shared_thread_sees_its_files(
     assert elements_shown(bob, task_list=False) == {
         k: v for k, v in EVERY_ELEMENT.items() if k != "task list"
     }
-    screenshot(bob, feature_deployment, "shared-thread-viewer")
+    screenshot(bob, feature_deployment, "features-shared-thread-viewer")
     fetched = fetches.of({element["url"] for element in thread_json(alice.context, tour.id)["elements"]})
     assert set(fetched.values()) <= set(OK), fetched
 
@@ -389,9 +389,3 @@ def stored_object(url: str) -> str:
     """Which object a URL reads: a served URL's key, or a presigned URL's path."""
     parts = urlsplit(url)
     return parse_qs(parts.query).get("k", [parts.path])[0]
-
-
-def screenshot(page: Page, deployment: Deployment, name: str) -> None:
-    """A full-page picture for people to look at (test-artifacts/browser/)."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=ARTIFACTS / f"features-{deployment.name}-{name}.png", full_page=True)
