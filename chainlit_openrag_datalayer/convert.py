@@ -46,11 +46,12 @@ _STEP_COLUMNS = {
     "language": "language",
     "icon": "icon",
 }
-# Keys handled apart, or not persisted: "streaming" is live UI state; "feedback" has its own table.
-_OPTIONAL_STEP_KEYS = (
+# Returned as stored, None included: Chainlit's own live steps send these keys with None too.
+_NULLABLE_STEP_KEYS = (
     "command", "modes", "waitForAnswer", "tags", "generation",
     "defaultOpen", "autoCollapse", "language", "icon",
 )  # fmt: skip
+# Keys handled apart, or not persisted: "streaming" is live UI state; "feedback" has its own table.
 _STEP_SPECIAL = {"input", "output", "metadata", "isError", "showInput", "createdAt", "start", "end"}
 _STEP_IGNORED = {"streaming", "feedback"}
 
@@ -151,15 +152,15 @@ def step_params(step: Mapping[str, Any], redact_keys: frozenset[str] = frozenset
 
 
 def step_from_row(row: Row) -> StepDict:
-    """A StepDict with every stored key, the unknown ones included; get_thread's hot loop.
+    """A StepDict with every key Chainlit defines and every unknown one stored; get_thread's hot loop.
 
     Expects the rows of ``read_queries`` (times already ISO text).
     """
     data = dict(row)
     step: dict[str, Any] = dict(data["extra"]) if data["extra"] else {}
-    for key in _OPTIONAL_STEP_KEYS:  # sent only when set, so Chainlit's defaults apply otherwise
-        if data[key] is not None:
-            step[key] = data[key]
+    for key in _NULLABLE_STEP_KEYS:
+        step[key] = data[key]
+    step["streaming"] = False  # a stored step is done streaming
     step["id"] = data["id"]
     step["threadId"] = data["threadId"] or ""
     step["parentId"] = data["parentId"]

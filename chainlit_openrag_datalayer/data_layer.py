@@ -341,7 +341,7 @@ class OpenRAGDataLayer(BaseDataLayer):
             to_remove = [k for k in to_remove if k not in SHARING_KEYS]
         params = {
             "id": thread_id,
-            "name": None if name is None else normalise.clean_text(str(name))[:THREAD_NAME_MAX],
+            "name": _thread_name(name, metadata),
             "userId": normalise.optional_text(user_id),
             "tags": normalise.text_list(tags),
             "metadata": {} if to_set is None else to_set,  # nothing to merge (NULL would break the insert)
@@ -439,6 +439,15 @@ def _log_opened(url: URL, embedded: bool) -> None:
     logger.info(
         "Database pool open on %s%s", url.render_as_string(hide_password=True), " (embedded)" * embedded
     )
+
+
+def _thread_name(name: object, metadata: Mapping[str, Any] | None) -> str | None:
+    """The name given, else ``metadata["name"]`` (an app's ``cl.user_session["name"]``), as Chainlit's
+    built-in and SQLAlchemy layers take it; cut to ``THREAD_NAME_MAX`` characters."""
+    if name is None and metadata:
+        name = metadata.get("name")
+    text = normalise.optional_text(name)
+    return None if text is None else text[:THREAD_NAME_MAX]
 
 
 def _held_bytes(element: Element) -> int:

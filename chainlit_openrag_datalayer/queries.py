@@ -339,7 +339,8 @@ def element_upsert(with_thread: bool) -> Select[Any]:
     set_.update(
         name=_keep_unless_empty(stmt, "name"),
         metadata=_merge_json(stmt, "metadata"),
-        props=_merge_json(stmt, "props"),
+        # An update carries its full props (CustomElement.update()): replaced, as in Chainlit's layer.
+        props=stmt.excluded.props,
         extra=_merge_json(stmt, "extra"),
         updatedAt=func.now(),
     )

@@ -108,6 +108,21 @@ async def test_custom_element_props_round_trip(layer: BaseDataLayer) -> None:
     assert stored is not None and stored["props"] == {"points": [1, 2], "title": "t"}
 
 
+async def test_custom_element_update_replaces_its_props(layer: BaseDataLayer) -> None:
+    """`CustomElement.update()` sends its full props: a prop it removed does not come back after resume."""
+    thread_id, step_id = await new_step(layer)
+    element = cl.CustomElement(
+        name="Counter", props={"count": 1, "label": "clicks"}, thread_id=thread_id, for_id=step_id
+    )
+    await layer.create_element(element)
+
+    element.props = {"count": 2}
+    await layer.create_element(element)  # what CustomElement.update() calls
+
+    stored = await layer.get_element(thread_id, element.id)
+    assert stored is not None and stored["props"] == {"count": 2}
+
+
 async def test_create_element_before_its_step(layer: BaseDataLayer) -> None:
     """An element persisted before its step is kept, and the step arriving later keeps its own fields."""
     thread_id, step_id = new_id(), new_id()

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 from chainlit.data.base import BaseDataLayer
+from chainlit.step import StepDict
 from chainlit.types import Feedback
 
 from tests.conformance.factories import (
@@ -168,3 +169,15 @@ async def test_create_step_accepts_lenient_timestamps(layer: BaseDataLayer, crea
 
     stored = (await step_of(layer, thread_id, step_id)).get("createdAt")
     assert stored and parse_timestamp(stored) == datetime.fromisoformat(created_at)
+
+
+@pytest.mark.builtin_fails("returns only 14 of StepDict's keys (no streaming, command, modes, tags...)")
+async def test_get_thread_returns_every_step_dict_key(layer: BaseDataLayer) -> None:
+    """Each step read back carries every key of this Chainlit's StepDict, even when its value is None."""
+    thread_id = new_id()
+    await layer.create_step(step_dict(thread_id))
+
+    step = (await steps_of(layer, thread_id))[0]
+
+    assert StepDict.__required_keys__ | StepDict.__optional_keys__ <= set(step)
+    assert step["streaming"] is False

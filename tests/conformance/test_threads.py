@@ -46,6 +46,27 @@ async def test_update_thread_stores_tags(layer: BaseDataLayer) -> None:
     assert thread is not None and thread["tags"] == ["rag", "urgent"]
 
 
+async def test_update_thread_takes_the_name_from_metadata_when_none_is_given(layer: BaseDataLayer) -> None:
+    """An app's `cl.user_session["name"]`, saved into the metadata, names the thread."""
+    thread_id = new_id()
+    await layer.update_thread(thread_id, name="First message")
+
+    await layer.update_thread(thread_id, metadata={"name": "Named by the app", "chat_profile": "docs"})
+
+    thread = await layer.get_thread(thread_id)
+    assert thread is not None and thread["name"] == "Named by the app"
+
+
+async def test_update_thread_name_argument_wins_over_metadata(layer: BaseDataLayer) -> None:
+    """A name given explicitly (a rename) is the one stored, whatever the metadata says."""
+    thread_id = new_id()
+
+    await layer.update_thread(thread_id, name="Renamed", metadata={"name": "From the session"})
+
+    thread = await layer.get_thread(thread_id)
+    assert thread is not None and thread["name"] == "Renamed"
+
+
 async def test_update_thread_with_none_keeps_name_and_user(layer: BaseDataLayer) -> None:
     """Arguments left as None do not change the stored name or user."""
     user, thread_id = await create_user(layer), new_id()
