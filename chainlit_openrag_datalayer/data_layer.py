@@ -79,6 +79,7 @@ class OpenRAGDataLayer(BaseDataLayer):
         )
         self._step_threads: dict[str, str] = {}  # recent step -> thread, to order delete_step
         self._detached: set[asyncio.Task[None]] = set()
+        self._warned_no_owner = False
         self.database = Database(settings, on_open=_log_opened)
         self._log_configuration()
 
@@ -335,6 +336,8 @@ class OpenRAGDataLayer(BaseDataLayer):
         tags: list[str] | None = None,
     ) -> None:
         """Upsert: None leaves a field unchanged; metadata merges and a None value removes its key."""
+        if user_id is None and not self._warned_no_owner:
+            self._warn_if_no_owner_can_exist()
         to_set, to_remove = convert.metadata_patch(metadata, self.settings.redact_keys)
         if to_set is not None and _in_websocket_session():
             to_set = {k: v for k, v in to_set.items() if k not in SHARING_KEYS}
@@ -356,6 +359,18 @@ class OpenRAGDataLayer(BaseDataLayer):
         size = normalise.approximate_size(params)
         write = self._background_write(thread_id, "update_thread", f"thread {thread_id}", upsert, size)
         await self._wait_or_detach(asyncio.ensure_future(write), f"update_thread for thread {thread_id}")
+
+    def _warn_if_no_owner_can_exist(self) -> None:
+        """Once: without authentication Chainlit has no user to own a thread, so none can be listed."""
+        from chainlit.auth import require_login
+
+        if not require_login():  # type: ignore[no-untyped-call]  # Chainlit leaves it unannotated
+            self._warned_no_owner = True
+            logger.warning(
+                "Threads are stored without an owner: this Chainlit app has no authentication "
+                "(@cl.password_auth_callback, @cl.header_auth_callback or OAuth), so no user can list or "
+                "resume them in the sidebar. Add an auth callback and set CHAINLIT_AUTH_SECRET."
+            )
 
     async def _wait_or_detach(self, task: asyncio.Task[None], what: str) -> None:
         """Chainlit awaits this write in the chat's path: during an outage, finish it in the background."""

@@ -204,3 +204,30 @@ async def test_file_with_a_traversal_id_stays_in_the_storage_folder(
 
 def files_under(folder: Path) -> list[Path]:
     return [path for path in folder.rglob("*") if path.is_file()]
+
+
+def no_owner_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "without an owner" in r.getMessage()]
+
+
+async def test_threads_written_without_authentication_are_warned_about_once(
+    layer: OpenRAGDataLayer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No auth callback: Chainlit writes threads without owner, which nobody can list; one WARNING says so
+    and names the fix, however many threads follow."""
+    for _ in range(3):
+        await layer.update_thread(fresh_id(), name="first message")
+
+    warnings = no_owner_warnings(caplog)
+    assert len(warnings) == 1 and "CHAINLIT_AUTH_SECRET" in warnings[0]
+
+
+async def test_threads_without_owner_under_authentication_are_not_warned_about(
+    layer: OpenRAGDataLayer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an auth callback, a write without user id (a session saved on disconnect) is no mistake."""
+    monkeypatch.setattr(config.code, "password_auth_callback", lambda username, password: None)
+
+    await layer.update_thread(fresh_id(), metadata={"chat_profile": "docs"})
+
+    assert no_owner_warnings(caplog) == []
