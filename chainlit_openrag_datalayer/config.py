@@ -56,6 +56,7 @@ class Settings:
     max_pending_writes: int = 10_000
     max_pending_write_bytes: int = 128 * 2**20
     redact_keys: frozenset[str] = frozenset()  # names kept out of storage besides the built-in rule
+    identity_path: tuple[str, ...] = ("extra", "id")  # empty: the identity guard is off
 
     def __post_init__(self) -> None:
         if self.url_expiry_seconds <= 0:
@@ -112,6 +113,7 @@ class Settings:
             max_pending_writes=_int(environ, "MAX_PENDING_WRITES", 10_000),
             max_pending_write_bytes=_int(environ, "MAX_PENDING_WRITE_MB", 128) * 2**20,
             redact_keys=_key_set(environ, "REDACT_METADATA_KEYS"),
+            identity_path=_identity_path(environ),
         )
 
 
@@ -219,3 +221,19 @@ def _key_set(environ: Mapping[str, str], name: str) -> frozenset[str]:
     """Comma-separated names in normalised form (``sessionId``, ``session-id`` -> ``session_id``)."""
     keys = (normalised_key(key) for key in environ.get(name, "").split(","))
     return frozenset(key for key in keys if key)
+
+
+def _identity_path(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """``IDENTITY_GUARD_PATH``: a dotted path into the user's metadata (``extra.id``), or ``off``."""
+    value = _get(environ, "IDENTITY_GUARD_PATH")
+    if value is None:
+        return Settings.identity_path
+    if value.lower() in ("off", "none", "false", "0"):
+        return ()
+    path = tuple(value.split("."))
+    if not all(part.strip() == part and part for part in path):
+        raise ConfigurationError(
+            f"IDENTITY_GUARD_PATH must be a dotted path into the user's metadata, like extra.id, or off "
+            f"(got {value!r})."
+        )
+    return path

@@ -20,7 +20,7 @@ from chainlit.user import PersistedUser, User
 from sqlalchemy import Executable
 from sqlalchemy.engine import URL
 
-from . import convert, normalise, queries, read_queries, served
+from . import convert, identity, normalise, queries, read_queries, served
 from .config import Settings
 from .database import Database, Row
 from .errors import DataLayerError, WriteRefusedError, log_safe
@@ -81,6 +81,8 @@ class OpenRAGDataLayer(BaseDataLayer):
         self._detached: set[asyncio.Task[None]] = set()
         self._warned_no_owner = False
         self.database = Database(settings, on_open=_log_opened)
+        if settings.identity_path:
+            identity.install_login_guard()
         self._log_configuration()
 
     @classmethod
@@ -142,11 +144,17 @@ class OpenRAGDataLayer(BaseDataLayer):
         return convert.user_from_row(rows[0]) if rows else None
 
     async def create_user(self, user: User) -> PersistedUser | None:
+        """None when the identity guard refuses the login (see ``identity``); Chainlit then answers 401."""
+        path = self.settings.identity_path
         params = {
             "identifier": normalise.clean_text(user.identifier),
             "metadata": normalise.redact(normalise.json_object(user.metadata), self.settings.redact_keys),
+            "identityPath": list(path),
         }
-        rows = await self._fetch(queries.user_upsert(), params)
+        rows = await self._fetch(queries.user_upsert(guarded=bool(path)), params)
+        if not rows:
+            identity.refuse_login(params["identifier"], path)
+            return None
         return convert.user_from_row(rows[0])
 
     # --- feedback ------------------------------------------------------------------------------

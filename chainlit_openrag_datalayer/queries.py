@@ -94,12 +94,19 @@ def user_by_identifier() -> Select[Any]:
 
 
 @cache
-def user_upsert() -> ReturningInsert[Any]:
-    """Login writes the user: created once, metadata replaced on every login."""
+def user_upsert(guarded: bool) -> ReturningInsert[Any]:
+    """Login writes the user: created once, metadata replaced on every login.
+
+    ``guarded`` (the identity guard): a login whose stable id, at ``identityPath`` in the metadata,
+    differs from the stored user's changes nothing and returns no row. Either side without an id passes.
+    """
     stmt = insert(user).values(identifier=bindparam("identifier"), metadata=bindparam("metadata"))
+    path = bindparam("identityPath", type_=ARRAY(Text))
+    stored, given = user.c.metadata.op("#>>")(path), stmt.excluded.metadata.op("#>>")(path)
     return stmt.on_conflict_do_update(
         index_elements=[user.c.identifier],
         set_={"metadata": stmt.excluded.metadata, "updatedAt": func.now()},
+        where=or_(stored.is_(None), given.is_(None), stored == given) if guarded else None,
     ).returning(*user.c)
 
 

@@ -95,3 +95,12 @@ def test_pending_write_bytes_are_set_in_mib() -> None:
     """MAX_PENDING_WRITE_MB bounds the bytes pending writes hold; 128 MiB by default."""
     assert Settings.from_env({}).max_pending_write_bytes == 128 * 2**20
     assert Settings.from_env({"MAX_PENDING_WRITE_MB": "32"}).max_pending_write_bytes == 32 * 2**20
+
+
+def test_identity_guard_path_is_a_dotted_path_or_off() -> None:
+    """IDENTITY_GUARD_PATH: extra.id by default, any dotted path into the user's metadata, or off."""
+    assert Settings.from_env({}).identity_path == ("extra", "id")
+    assert Settings.from_env({"IDENTITY_GUARD_PATH": "sub"}).identity_path == ("sub",)
+    assert Settings.from_env({"IDENTITY_GUARD_PATH": "off"}).identity_path == ()
+    with pytest.raises(ConfigurationError, match="IDENTITY_GUARD_PATH"):
+        Settings.from_env({"IDENTITY_GUARD_PATH": "extra..id"})
