@@ -15,6 +15,8 @@ from chainlit.user import PersistedUser, User
 from literalai import ChatGeneration
 from literalai.observability.step import MessageStepType, TrueStepType
 
+from tests.conformance.versions import sent_by_this_chainlit
+
 # The smallest valid PNG: a 1x1 transparent pixel.
 PNG_BYTES = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
@@ -117,18 +119,16 @@ def full_step_dict(
         settings={"temperature": 0.2},
         token_count=42,
     )
-    return cast(
-        StepDict,
-        {
-            **step.to_dict(),
-            "command": "search",
-            "modes": {"model": "fast"},
-            "waitForAnswer": True,
-            "icon": "search",
-            "defaultOpen": True,
-            "autoCollapse": True,
-        },
-    )
+    extra = {
+        "command": "search",
+        "modes": {"model": "fast"},
+        "waitForAnswer": True,
+        "icon": "search",
+        "defaultOpen": True,
+        "autoCollapse": True,
+    }
+    sent = sent_by_this_chainlit(extra)  # older releases send fewer keys (tests/conformance/versions.py)
+    return cast(StepDict, {**step.to_dict(), **{key: extra[key] for key in sent}})
 
 
 def text_element(

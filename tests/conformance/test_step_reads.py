@@ -21,10 +21,9 @@ from tests.conformance.factories import (
     timestamp,
 )
 from tests.conformance.reads import step_of, steps_of, thread_of
+from tests.conformance.versions import since
 
-requires_favorites = pytest.mark.skipif(
-    not hasattr(BaseDataLayer, "set_step_favorite"), reason="this Chainlit version has no step favorites"
-)
+requires_favorites = since("2.10.0", "step favorites (set_step_favorite)")
 
 
 async def test_get_thread_returns_steps_in_creation_order(layer: BaseDataLayer) -> None:

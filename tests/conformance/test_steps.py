@@ -11,12 +11,14 @@ from chainlit.types import Feedback
 
 from tests.conformance.factories import full_step_dict, new_id, step_dict, text_element
 from tests.conformance.reads import elements_of, step_of, steps_of
+from tests.conformance.versions import NEWER_STEP_KEYS, sent_by_this_chainlit, since
 
-# Every StepDict field a Chainlit 2.12 step or message can carry, apart from timestamps and `streaming`.
-STEP_FIELDS = (
+# Every StepDict field a Chainlit 2.12 step or message can carry, apart from timestamps and `streaming`;
+# on an older release, those it has.
+STEP_FIELDS = sent_by_this_chainlit((
     "name", "type", "threadId", "parentId", "input", "output", "metadata", "isError", "showInput", "language",
     "defaultOpen", "autoCollapse", "command", "modes", "tags", "generation", "waitForAnswer", "icon",
-)  # fmt: skip
+))  # fmt: skip
 
 
 def fields_of(step: StepDict) -> dict[str, Any]:
@@ -34,6 +36,24 @@ async def test_create_step_keeps_every_field_chainlit_sends(layer: BaseDataLayer
     await layer.create_step(sent)
 
     assert fields_of(await step_of(layer, thread_id, sent["id"])) == fields_of(sent)
+
+
+@pytest.mark.builtin_fails("drops modes, autoCollapse and icon")
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param(key, marks=since(release, f"the step key {key}"))
+        for key, release in NEWER_STEP_KEYS.items()
+    ],
+)
+async def test_create_step_keeps_a_key_newer_releases_send(layer: BaseDataLayer, key: str) -> None:
+    """`modes` (Chainlit 2.9), `autoCollapse` (2.10) and `icon` (2.11) come back as sent."""
+    thread_id = new_id()
+    sent = full_step_dict(thread_id)
+
+    await layer.create_step(sent)
+
+    assert (await step_of(layer, thread_id, sent["id"])).get(key) == sent[key]  # type: ignore[literal-required]
 
 
 @pytest.mark.builtin_fails("stores str(showInput): True comes back as 'True'")
