@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except DataLayerError as error:
         print(f"error: {error}", file=sys.stderr)
-    except (OSError, SQLAlchemyError) as error:
+    except (OSError, SQLAlchemyError, BotoCoreError, ClientError) as error:
         print(f"error: {describe(error)}. Run `doctor` to see what to fix.", file=sys.stderr)
     return EXIT_ERROR
 

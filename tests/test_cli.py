@@ -194,6 +194,16 @@ async def test_database_errors_name_the_cause_without_library_links(
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+async def test_an_unreachable_bucket_is_one_line_naming_the_endpoint(
+    cli: InProcessCli, deployment: Deployment
+) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    result = await cli({**deployment.environ, "DEV_AWS_ENDPOINT": endpoint}, "sweep")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: EndpointConnectionError: ") and endpoint in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
 # --- doctor ------------------------------------------------------------------------------------
 
 
