@@ -24,6 +24,7 @@ from . import convert, identity, normalise, queries, read_queries, served
 from .config import Settings
 from .database import Database, Row
 from .errors import DataLayerError, WriteRefusedError, log_safe
+from .lifecycle import ShutdownWatch
 from .storage import ElementStorage, LocalStorage, PresigningStorage, describe, object_key, storage_for
 from .writes import RetryPolicy, WriteSequencer, retrying
 
@@ -42,6 +43,7 @@ RECENT_STEPS = 10_000
 # Calls a request waits on are retried briefly; background writes use Settings.write_retry_seconds.
 QUICK_RETRY = RetryPolicy(budget_seconds=3.0)
 AWAITED_WRITE_SECONDS = 2.0
+# close() waits this long for pending writes: well inside Docker's 10 s between SIGTERM and SIGKILL.
 CLOSE_GRACE_SECONDS = 5.0
 # A websocket session persisting its metadata on disconnect holds a stale copy of these keys.
 SHARING_KEYS = ("is_shared", "shared_at")
@@ -81,6 +83,7 @@ class OpenRAGDataLayer(BaseDataLayer):
         self._detached: set[asyncio.Task[None]] = set()
         self._warned_no_owner = False
         self.database = Database(settings, on_open=_log_opened)
+        self._shutdown_watch = ShutdownWatch(self.close)  # mounted apps never call close()
         if settings.identity_path:
             identity.install_login_guard()
         self._log_configuration()
@@ -118,6 +121,7 @@ class OpenRAGDataLayer(BaseDataLayer):
         )
 
     async def _execute(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Row]:
+        self._shutdown_watch.start()
         return await self.database.execute(statement, params)
 
     async def _fetch(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Row]:
@@ -436,9 +440,14 @@ class OpenRAGDataLayer(BaseDataLayer):
         return ""
 
     async def close(self) -> None:
-        """Let detached writes finish (a few seconds), close pool and storage; safe to call twice."""
-        if self._detached:
-            await asyncio.wait(set(self._detached), timeout=CLOSE_GRACE_SECONDS)
+        """Finish pending writes (for ``CLOSE_GRACE_SECONDS`` at most), then close the pool (stopping the
+        embedded server) and the storage client; safe to call twice.
+
+        Chainlit calls it when ``chainlit run`` stops. Mounted apps need not: the layer closes itself when
+        uvicorn (or the event loop) stops (``lifecycle.ShutdownWatch``).
+        """
+        self._shutdown_watch.stop()
+        await self._writes.drain(CLOSE_GRACE_SECONDS)
         await self.database.close()
         await self.storage.close()
 

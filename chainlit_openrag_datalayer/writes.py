@@ -4,18 +4,21 @@ Chainlit starts ``create_step``/``update_step``/``create_element`` as unawaited 
 order. Each write takes its thread's FIFO lock before its first ``await``, so a thread's writes
 reach the database in the order Chainlit issued them, and a transient failure (PostgreSQL
 restarting, S3 unreachable) is retried with capped exponential backoff for ``budget_seconds``.
-Every write is an idempotent merge, so a retry never duplicates anything.
+Every write is an idempotent merge, so a retry never duplicates anything, and a write the event loop's
+shutdown cut short can simply run again (``drain``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 import random
 import socket
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import asyncpg
 from botocore.exceptions import ClientError, ConnectionClosedError, HTTPClientError
@@ -102,6 +105,17 @@ async def retrying(policy: RetryPolicy, action: str, subject: str, work: Callabl
     return await work()  # the last try: its error, if any, is the caller's to report
 
 
+@dataclass(order=True)
+class _Interrupted:
+    """A write cancelled before it finished, to run again; ordered as it was issued."""
+
+    issued: int
+    thread: str = field(compare=False)
+    action: str = field(compare=False)
+    subject: str = field(compare=False)
+    work: Callable[[], Awaitable[Any]] = field(compare=False)
+
+
 class WriteSequencer:
     """One FIFO lock per thread: a thread's writes run one at a time, in call order."""
 
@@ -114,6 +128,11 @@ class WriteSequencer:
         self.pending = 0
         self.pending_bytes = 0
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._issued = itertools.count()
+        self._interrupted: list[_Interrupted] = []
+        self._running: set[asyncio.Task[Any]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def run(
         self,
@@ -135,17 +154,74 @@ class WriteSequencer:
             raise OverflowError(f"{self.pending} writes ({self.pending_bytes} bytes) pending")
         self.pending += 1
         self.pending_bytes += size
-        lock = self._acquire_lock(thread_id or "")
+        self._idle.clear()
+        issued, thread = next(self._issued), thread_id or ""
+        lock = self._acquire_lock(thread)
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
         try:
             async with lock:
                 return await retrying(self.policy, action, subject, work)
+        except asyncio.CancelledError:  # the event loop ending, or drain() giving up on it
+            self._interrupted.append(_Interrupted(issued, thread, action, subject, work))
+            raise
         except Exception as error:
             logger.error("%s for %s failed (%s); the write is lost", action, subject, log_safe(error))
             raise
         finally:
+            self._running.discard(task)
             self.pending -= 1
             self.pending_bytes -= size
-            self._release_lock(thread_id or "")
+            if not self.pending:
+                self._idle.set()
+            self._release_lock(thread)
+
+    async def drain(self, timeout: float) -> None:
+        """Let running writes finish, then run the cancelled ones again, each thread's in issue order, for
+        ``timeout`` seconds at most; then cancel what is left and log it as lost."""
+        loop = asyncio.get_running_loop()
+        deadline, running = loop.time() + timeout, self.pending
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        interrupted, self._interrupted = sorted(self._interrupted), []
+        threads: dict[str, list[_Interrupted]] = {}
+        for write in interrupted:
+            threads.setdefault(write.thread, []).append(write)
+        reruns = [asyncio.ensure_future(self._rerun(writes)) for writes in threads.values()]
+        if reruns:
+            await asyncio.wait(reruns, timeout=max(deadline - loop.time(), 0))
+        late = [*reruns, *self._running]
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+        lost = [write.subject for writes in threads.values() for write in writes]
+        lost += [write.subject for write in self._interrupted]
+        self._interrupted = []
+        if lost:
+            logger.error(
+                "Shutting down: %d writes did not finish within %.0fs and are lost (first: %s)",
+                len(lost), timeout, lost[0],
+            )  # fmt: skip
+        elif running or interrupted:
+            logger.info(
+                "Shutting down: %d pending writes finished (%d of them run again after a cancellation)",
+                running + len(interrupted), len(interrupted),
+            )  # fmt: skip
+
+    async def _rerun(self, writes: list[_Interrupted]) -> None:
+        """Run ``writes`` one after the other, removing each once done; stop at the first failure."""
+        while writes:
+            write = writes[0]
+            try:
+                await retrying(self.policy, write.action, write.subject, write.work)
+            except Exception as error:
+                logger.error(
+                    "%s for %s failed (%s); the write is lost", write.action, write.subject, log_safe(error)
+                )
+                return
+            writes.pop(0)
 
     def _acquire_lock(self, key: str) -> asyncio.Lock:
         lock, users = self._locks.get(key) or (asyncio.Lock(), 0)

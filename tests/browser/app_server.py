@@ -92,17 +92,32 @@ class AppServer:
 
     def stop(self, timeout: float = 60, sig: signal.Signals = signal.SIGINT) -> int | None:
         """Ctrl+C (or ``sig``), as an operator stops it; the exit code (killed after ``timeout``)."""
+        self.send_signal(sig)
+        return self.wait(timeout)
+
+    def send_signal(self, sig: signal.Signals) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(sig)
+
+    def wait(self, timeout: float = 60) -> int | None:
+        """The exit code once the process has ended (killed after ``timeout``); None if it never ran."""
         process, self._process = self._process, None
         if process is None:
             return None
-        if process.poll() is None:
-            process.send_signal(sig)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
         return process.returncode
+
+    def wait_for_log(self, text: str, timeout: float = 60) -> None:
+        """Until ``text`` shows in the app's log (the app is doing what the test waits for)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log_path.read_text(errors="replace"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{text!r} not in the log after {timeout} s:\n{self.log_tail()}")
+            time.sleep(0.05)
 
     def restart(self) -> None:
         self.stop()
@@ -164,7 +179,8 @@ class MountedApp(AppServer):
 
     ``parent_root_path`` is the FastAPI app's own ``root_path`` (a proxy prefix Chainlit is told about);
     ``uvicorn_args`` go to uvicorn as they are (``--root-path /api``, ``--workers 2``...). ``public_prefix``
-    is what sits in front of the mount in browsers' URLs (a prefix a proxy strips, for example).
+    is what sits in front of the mount in browsers' URLs (a prefix a proxy strips, for example). ``parent``
+    is the ``module:app`` uvicorn serves (one that imports ``parent_app`` and adds routes, say).
     """
 
     def __init__(
@@ -177,9 +193,11 @@ class MountedApp(AppServer):
         parent_root_path: str = "",
         uvicorn_args: Sequence[str] = (),
         public_prefix: str = "",
+        parent: str = PARENT_APP,
     ) -> None:
         super().__init__(root, settings, warm_up_login, public_prefix + mount_path)
         self.target = target
+        self.parent = parent
         self.uvicorn_args = list(uvicorn_args)
         self.environ.update(
             MOUNTED_CHAINLIT_TARGET=str(target),
@@ -189,7 +207,7 @@ class MountedApp(AppServer):
         )
 
     def command(self) -> list[str]:
-        command = [sys.executable, "-m", "uvicorn", PARENT_APP, "--host", LOOPBACK, "--port", str(self.port)]
+        command = [sys.executable, "-m", "uvicorn", self.parent, "--host", LOOPBACK, "--port", str(self.port)]
         return command + self.uvicorn_args
 
 

@@ -25,7 +25,7 @@ LayerFactory = Callable[..., Awaitable[OpenRAGDataLayer]]
 
 
 def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
-    if FIGURES.sessions or FIGURES.inputs_tried or FIGURES.outages or FIGURES.workers:
+    if FIGURES.sessions or FIGURES.inputs_tried or FIGURES.outages or FIGURES.workers or FIGURES.shutdowns:
         terminalreporter.write_sep("=", "reliability figures")
         for line in FIGURES.lines():
             terminalreporter.write_line(line)

@@ -20,6 +20,7 @@ class Figures:
     inputs_tried: dict[str, int] = field(default_factory=dict)
     lost_writes: int = 0
     workers: int = 0
+    shutdowns: list[tuple[str, int, float]] = field(default_factory=list)  # (set-up, writes pending, seconds)
 
     def tried(self, what: str, count: int = 1) -> None:
         self.inputs_tried[what] = self.inputs_tried.get(what, 0) + count
@@ -34,6 +35,11 @@ class Figures:
         ]
         for what, seconds, writes in self.outages:
             lines.append(f"outage survived: {what}, {seconds:.1f} s, {writes} writes issued during it")
+        for setup, pending, seconds in self.shutdowns:
+            lines.append(
+                f"SIGTERM to a mounted app ({setup}): {pending} writes pending, all stored, "
+                f"exit after {seconds:.1f} s"
+            )
         if self.workers:
             lines.append(f"workers started at once against an empty database: {self.workers}")
         detail = ", ".join(f"{name} {count}" for name, count in sorted(self.inputs_tried.items()))
