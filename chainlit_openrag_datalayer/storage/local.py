@@ -1,8 +1,12 @@
-"""LocalStorage: element files in a folder on disk, for development and the zero-setup default."""
+"""LocalStorage: element files in a folder on disk, for development and the zero-setup default.
+
+Files and the folders the storage creates are readable by the app's own user only (0600 and 0700).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timezone
@@ -34,8 +38,10 @@ class LocalStorage:
     def _write(target: Path, source: bytes | Path) -> None:
         partial = target.with_name(target.name + ".partial")
         for attempt in range(_MKDIR_ATTEMPTS):
-            target.parent.mkdir(parents=True, exist_ok=True)
+            _make_private_folders(target.parent)
             try:
+                # 0600 from the start: writing into an existing file keeps its mode.
+                os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
                 if isinstance(source, Path):
                     shutil.copyfile(source, partial)  # streams in chunks, never the whole file in memory
                 else:
@@ -85,3 +91,13 @@ class LocalStorage:
 
     async def close(self) -> None:
         """Nothing to release."""
+
+
+def _make_private_folders(folder: Path) -> None:
+    """``folder`` and its missing parents, each 0700 (``mkdir(parents=True)`` gives parents the default)."""
+    missing = []
+    while not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
