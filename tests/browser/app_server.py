@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -300,6 +301,17 @@ class Deployment:
         """Element URLs point at S3 itself rather than at the app."""
         settings = self.app.settings
         return "BUCKET_NAME" in settings and settings.get("STORAGE_URL_MODE", "presigned") == "presigned"
+
+
+def app_folder(prefix: str) -> Path:
+    """A new folder for an app under /tmp, which every user may enter (0755) as /srv/app can be.
+
+    Not a 0700 ``mkdtemp()`` one: as root, the embedded PostgreSQL refuses to start below a folder its
+    server's user cannot enter. Not under pytest's basetemp either (/tmp/pytest-of-root is 0700).
+    """
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o755)
+    return folder
 
 
 def postgres_processes(data_dir: Path) -> list[int]:

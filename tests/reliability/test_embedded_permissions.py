@@ -14,7 +14,6 @@ import pwd
 import stat
 import subprocess
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ import pytest
 
 from chainlit_openrag_datalayer.embedded import _ensure_server_user
 from chainlit_openrag_datalayer.storage.local import LocalStorage
+from tests.browser.app_server import app_folder
 from tests.services import postgres_bin_dir
 
 AS_ROOT = os.geteuid() == 0
@@ -36,6 +36,7 @@ from pathlib import Path
 from chainlit_openrag_datalayer.embedded import EmbeddedPostgres
 from chainlit_openrag_datalayer.errors import ConfigurationError
 from chainlit_openrag_datalayer.storage.local import LocalStorage
+from tests.browser.app_server import app_folder
 
 server = EmbeddedPostgres(Path(sys.argv[1]))
 try:
@@ -53,8 +54,7 @@ server.stop()
 @pytest.fixture
 def app_dir() -> Iterator[Path]:
     """An app folder every user may enter (0755), as /srv/app or /opt/app would be."""
-    path = Path(tempfile.mkdtemp(prefix="openrag-perm-", dir="/tmp"))
-    path.chmod(0o755)
+    path = app_folder("openrag-perm-")
     yield path
     subprocess.run(["rm", "-rf", str(path)], check=False)
 

