@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from ..config import S3Settings
 from ..errors import StorageError
-from .base import content_disposition
+from .base import content_disposition, is_inline, mime_essence
 from .presign import Presigner
 
 logger = logging.getLogger(__name__)
@@ -121,7 +121,13 @@ class S3Storage:
 
     async def put(self, key: str, source: bytes | Path, mime: str, filename: str) -> None:
         client = await self._get_client()
-        extra = {"ContentType": mime, "ContentDisposition": content_disposition(filename)}
+        # The type came from the uploading browser: S3 serves it back as is, so store the same essence and
+        # disposition the served route sends (an HTML "audio" file must not render on the bucket's origin).
+        disposition = "inline" if is_inline(mime) else "attachment"
+        extra = {
+            "ContentType": mime_essence(mime),
+            "ContentDisposition": content_disposition(filename, disposition),
+        }
         try:
             if isinstance(source, Path):
                 await client.upload_file(str(source), self.bucket, key, ExtraArgs=extra, Config=_TRANSFER)

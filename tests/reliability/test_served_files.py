@@ -397,3 +397,24 @@ async def test_presigned_mode_serves_script_fetched_elements_from_the_app(
         "text": "app", "pdf": "app", "plotly": "app", "dataframe": "app", "tasklist": "app",
         "image": "s3", "audio": "s3", "video": "s3", "file": "s3",
     }  # fmt: skip
+
+
+async def test_presigned_hostile_upload_is_a_download_from_the_bucket(
+    make_layer: LayerFactory, s3_server: str, bucket_name: str
+) -> None:
+    """S3 answers with the stored type and disposition: the essence, and attachment unless allowlisted."""
+    s3 = S3Settings(bucket_name, S3_REGION, S3_ACCESS_KEY, S3_SECRET_KEY, endpoint_url=s3_server)
+    layer = await make_layer(s3=s3)
+    thread_id = await anonymous_thread(layer)
+    received = {}
+    async with httpx.AsyncClient() as http:
+        for stored in ("audio/mpeg, text/html", "text/html", "Image/PNG; x=1"):
+            url = await file_url(layer, thread_id, stored, PAYLOAD)
+            assert url.startswith(s3_server)
+            headers = (await http.get(url)).headers
+            received[stored] = (headers["content-type"], headers["content-disposition"].split(";")[0])
+    assert received == {
+        "audio/mpeg, text/html": ("application/octet-stream", "attachment"),
+        "text/html": ("text/html", "attachment"),
+        "Image/PNG; x=1": ("image/png", "inline"),
+    }
