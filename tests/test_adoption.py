@@ -105,7 +105,8 @@ async def test_adopted_prisma_thread_keeps_name_tags_metadata_and_messages(
 ) -> None:
     """get_thread returns the thread's fields and both messages in order."""
     await upgrade_async(database_url)
-    thread = await open_layer().get_thread(prisma_talk.thread_id)
+    layer = open_layer()
+    thread = await layer.get_thread(prisma_talk.thread_id)
     assert thread is not None
     assert (thread["name"], thread["tags"], thread["userIdentifier"]) == (
         prisma_talk.name, prisma_talk.tags, prisma_talk.identifier,
@@ -123,14 +124,15 @@ async def test_adopted_prisma_element_keeps_its_object_key_and_file(
 ) -> None:
     """The element still points at the object the built-in layer uploaded, and its URL serves the bytes."""
     await upgrade_async(database_url)
-    thread = await open_layer().get_thread(prisma_talk.thread_id)
+    layer = open_layer()
+    thread = await layer.get_thread(prisma_talk.thread_id)
     assert thread is not None
     [element] = thread["elements"] or []
     assert (element["id"], element["objectKey"], element["forId"]) == (
         prisma_talk.element_id, prisma_talk.object_key, prisma_talk.answer_id,
     )  # fmt: skip
     assert element["type"] == "text"
-    assert await fetch_url(element["url"]) == prisma_talk.file_content
+    assert await fetch_url(element["url"], layer) == prisma_talk.file_content
 
 
 async def test_adopted_prisma_feedback_is_found_through_its_thread(
@@ -149,7 +151,8 @@ async def test_adopted_prisma_step_keeps_its_feedback(
 ) -> None:
     """The rated answer carries its feedback id, value and comment."""
     await upgrade_async(database_url)
-    thread = await open_layer().get_thread(prisma_talk.thread_id)
+    layer = open_layer()
+    thread = await layer.get_thread(prisma_talk.thread_id)
     assert thread is not None
     feedback = thread["steps"][1].get("feedback")
     assert feedback is not None
@@ -252,7 +255,8 @@ async def test_adopted_openrag_init_messages_read_as_text(
 ) -> None:
     """jsonb step output holding a JSON string becomes that string; the `{}` default becomes empty."""
     await upgrade_async(database_url)
-    thread = await open_layer().get_thread(openrag_talk.thread_id)
+    layer = open_layer()
+    thread = await layer.get_thread(openrag_talk.thread_id)
     assert thread is not None
     assert thread["metadata"] == openrag_talk.thread_metadata
     assert [(s["input"], s["output"]) for s in thread["steps"]] == [
@@ -266,11 +270,12 @@ async def test_adopted_openrag_init_element_and_feedback_are_kept(
 ) -> None:
     """The element keeps its object key (its URL serves the file) and the answer keeps its feedback."""
     await upgrade_async(database_url)
-    thread = await open_layer().get_thread(openrag_talk.thread_id)
+    layer = open_layer()
+    thread = await layer.get_thread(openrag_talk.thread_id)
     assert thread is not None
     [element] = thread["elements"] or []
     assert element["objectKey"] == openrag_talk.object_key
-    assert await fetch_url(element["url"]) == openrag_talk.file_content
+    assert await fetch_url(element["url"], layer) == openrag_talk.file_content
     feedback = thread["steps"][1].get("feedback")
     assert feedback is not None and feedback["id"] == openrag_talk.feedback_id
 
@@ -295,7 +300,8 @@ async def test_adopted_openrag_init_metadata_that_is_not_json_is_kept_under_valu
         database_url, 'UPDATE "Thread" SET metadata = $1 WHERE id = $2', "not json {", openrag_talk.thread_id
     )
     await upgrade_async(database_url)
-    thread = await open_layer().get_thread(openrag_talk.thread_id)
+    layer = open_layer()
+    thread = await layer.get_thread(openrag_talk.thread_id)
     assert thread is not None
     assert thread["metadata"] == {"value": "not json {"}
 

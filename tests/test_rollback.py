@@ -144,7 +144,7 @@ async def test_our_layer_serves_their_element_file(their_talk: Conversation, our
     assert thread is not None
     [element] = thread["elements"] or []
     assert element["objectKey"] == their_talk.object_key
-    assert await fetch(element["url"]) == their_talk.file_content
+    assert await fetch(element["url"], ours) == their_talk.file_content
 
 
 async def test_our_layer_lists_their_thread(their_talk: Conversation, ours: OpenRAGDataLayer) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import chainlit.data
 import httpx
+from chainlit.data.base import BaseDataLayer
 
 from tests.services import s3_client
 
@@ -36,13 +38,34 @@ class StoredObjects:
             client.close()
 
 
-async def fetch(url: str | None) -> bytes:
-    """GET an element URL as a browser would and return the body; fails unless the answer is 200."""
-    assert url and url.startswith("http"), f"not an http URL: {url!r}"
-    async with httpx.AsyncClient() as http:
-        response = await http.get(url)
+async def fetch(url: str | None, layer: BaseDataLayer | None = None) -> bytes:
+    """GET an element URL as a browser would and return the body; fails unless the answer is 200.
+
+    A URL without a host is served by the Chainlit app (served mode, or an element type Chainlit's
+    front end fetches by script): it is asked of Chainlit's app, with ``layer`` as its data layer.
+    """
+    assert url, f"no URL: {url!r}"
+    if url.startswith("/"):
+        assert layer is not None, f"{url} is served by the Chainlit app: pass the layer that made it"
+        response = await _from_chainlit_app(url, layer)
+    else:
+        assert url.startswith("http"), f"not an http URL: {url!r}"
+        async with httpx.AsyncClient() as http:
+            response = await http.get(url)
     assert response.status_code == 200, f"GET {url} -> {response.status_code}: {response.text[:200]}"
     return response.content
+
+
+async def _from_chainlit_app(url: str, layer: BaseDataLayer) -> httpx.Response:
+    from chainlit.server import app
+
+    saved = chainlit.data._data_layer, chainlit.data._data_layer_initialized
+    chainlit.data._data_layer, chainlit.data._data_layer_initialized = layer, True
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as http:
+            return await http.get(url)
+    finally:
+        chainlit.data._data_layer, chainlit.data._data_layer_initialized = saved
 
 
 def element_key(thread_id: str, element_id: str) -> str:

@@ -73,7 +73,8 @@ async def test_get_thread_returns_elements_with_working_urls(layer: BaseDataLaye
     await layer.create_element(image)
 
     served = {
-        element["id"]: await fetch(element.get("url")) for element in await elements_of(layer, thread_id)
+        element["id"]: await fetch(element.get("url"), layer)
+        for element in await elements_of(layer, thread_id)
     }
 
     assert served == {text.id: b"plain words", image.id: PNG_BYTES}
@@ -173,7 +174,7 @@ async def test_element_with_unusual_name_is_stored(layer: BaseDataLayer) -> None
     [stored] = await elements_of(layer, thread_id)
 
     assert stored["name"] == name
-    assert await fetch(stored.get("url")) == b"odd"
+    assert await fetch(stored.get("url"), layer) == b"odd"
 
 
 async def test_get_element_unknown_returns_none(layer: BaseDataLayer) -> None:
