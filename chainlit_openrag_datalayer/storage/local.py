@@ -38,8 +38,8 @@ class LocalStorage:
     def _write(target: Path, source: bytes | Path) -> None:
         partial = target.with_name(target.name + ".partial")
         for attempt in range(_MKDIR_ATTEMPTS):
-            _make_private_folders(target.parent)
             try:
+                _make_private_folders(target.parent)
                 # 0600 from the start: writing into an existing file keeps its mode.
                 os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
                 if isinstance(source, Path):
