@@ -173,6 +173,12 @@ def test_every_element_shows_after_resume(alice: Page, tour: Tour, feature_deplo
     }  # fmt: skip
 
 
+def test_prop_removed_by_update_stays_removed_after_resume(alice: Page, tour: Tour) -> None:
+    """CustomElement.update() sends the element's whole props: one it no longer has stays gone."""
+    alice.goto(f"/thread/{tour.id}")
+    expect(alice.locator("#tally")).to_have_text("tally: 2 (no draft)")
+
+
 def test_page_text_opens_on_its_own_page(alice: Page, tour: Tour) -> None:
     alice.goto(f"/thread/{tour.id}")
     alice.locator(ASSISTANT_MESSAGE).get_by_role("link", name="page-note").click()
