@@ -1,4 +1,8 @@
-"""What a user does in Chainlit's UI, with selectors from the Chainlit 2 front end in one place."""
+"""What a user does in Chainlit's UI, with selectors from the Chainlit 2 front end in one place.
+
+Paths are relative (``./login``), so that they work under a mounted app's root path too: browser contexts
+get the app's ``base_url`` with a trailing slash.
+"""
 
 from __future__ import annotations
 
@@ -43,7 +47,7 @@ class StartedThread:
 
 
 def log_in_with_form(page: Page, account: Account) -> None:
-    page.goto("/login")
+    page.goto("./login")
     page.locator("#email").fill(account.username)
     page.locator("#password").fill(account.password)
     page.locator("button[type=submit]").click()
@@ -53,7 +57,7 @@ def log_in_with_form(page: Page, account: Account) -> None:
 def log_in_with_api(context: BrowserContext, account: Account) -> None:
     """Sets the auth cookie in ``context``, as the login form does, without the form."""
     response = context.request.post(
-        "/login", form={"username": account.username, "password": account.password}
+        "./login", form={"username": account.username, "password": account.password}
     )
     assert response.ok, f"login as {account.username}: {response.status} {response.text()}"
 
@@ -136,7 +140,7 @@ def wait_until_image_loaded(image: Locator) -> int:
 
 def thread_json(context: BrowserContext, thread_id: str) -> dict[str, Any]:
     """``GET /project/thread/{id}`` with the context's cookie, as the front end reads a thread."""
-    response = context.request.get(f"/project/thread/{thread_id}")
+    response = context.request.get(f"./project/thread/{thread_id}")
     assert response.ok, f"GET thread {thread_id}: {response.status} {response.text()}"
     thread: dict[str, Any] = response.json()
     return thread
@@ -144,12 +148,13 @@ def thread_json(context: BrowserContext, thread_id: str) -> dict[str, Any]:
 
 def thread_list(context: BrowserContext) -> list[dict[str, Any]]:
     """The first page of the sidebar's ``POST /project/threads``."""
-    response = context.request.post("/project/threads", data={"pagination": {"first": 35}, "filter": {}})
+    response = context.request.post("./project/threads", data={"pagination": {"first": 35}, "filter": {}})
     assert response.ok, f"list threads: {response.status} {response.text()}"
     threads: list[dict[str, Any]] = response.json()["data"]
     return threads
 
 
 def api_call(method: str, path: str) -> Callable[[Response], bool]:
-    """Matches the response to ``method path`` (query string ignored), for ``page.expect_response``."""
-    return lambda response: response.request.method == method and urlsplit(response.url).path == path
+    """Matches the response to ``method path`` under the app's root path (query string ignored), for
+    ``page.expect_response``."""
+    return lambda response: response.request.method == method and urlsplit(response.url).path.endswith(path)

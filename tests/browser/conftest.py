@@ -88,13 +88,13 @@ def deployment(
     try:
         objects: StoredObjects | LocalObjects
         if request.param == "postgres-s3":
-            settings, objects = _postgres_and_s3(request, tmp_path_factory.mktemp("cli"), cleanups)
+            settings, objects = postgres_and_s3(request, tmp_path_factory.mktemp("cli"), cleanups)
         else:
             settings, objects = {}, LocalObjects(root / ".chainlit" / "element-files")
         shutil.copy(EXAMPLE_README, root / "chainlit.md")  # as when run from the repository
         app = ChainlitApp(root, settings, warm_up_login=(ALICE.username, ALICE.password))
         cleanups.append(lambda: stop_leftover_postgres(root / ".chainlit" / "pgdata"))  # if it was killed
-        _start(app, cleanups)
+        start_app(app, cleanups)
         yield Deployment(request.param, app, objects)
     finally:
         for cleanup in reversed(cleanups):
@@ -109,12 +109,12 @@ def feature_deployment(
     root = Path(tempfile.mkdtemp(prefix=f"openrag-features-{request.param}-"))
     cleanups: list[Callable[[], object]] = [lambda: shutil.rmtree(root, ignore_errors=True)]
     try:
-        settings, objects = _postgres_and_s3(request, tmp_path_factory.mktemp("cli"), cleanups)
+        settings, objects = postgres_and_s3(request, tmp_path_factory.mktemp("cli"), cleanups)
         if request.param == "served":
             settings["STORAGE_URL_MODE"] = "served"
         shutil.copytree(FEATURE_APP / "public", root / "public")  # custom elements live in the app's root
         app = ChainlitApp(root, settings, (ALICE.username, ALICE.password), target=FEATURE_APP / "app.py")
-        _start(app, cleanups)
+        start_app(app, cleanups)
         yield Deployment(request.param, app, objects)
     finally:
         for cleanup in reversed(cleanups):
@@ -129,7 +129,7 @@ def screenshot(page: Page, deployment: Deployment, name: str) -> None:
     page.screenshot(path=ARTIFACTS / f"{name}-{deployment.name}.png")
 
 
-def _start(app: ChainlitApp, cleanups: list[Callable[[], object]]) -> None:
+def start_app(app: AppServer, cleanups: list[Callable[[], object]]) -> None:
     """Start ``app``, stop it at clean-up, and keep its log for failure reports meanwhile."""
     _running_apps.append(app)
     cleanups.append(lambda: _running_apps.remove(app))
@@ -137,7 +137,7 @@ def _start(app: ChainlitApp, cleanups: list[Callable[[], object]]) -> None:
     app.start()
 
 
-def _postgres_and_s3(
+def postgres_and_s3(
     request: pytest.FixtureRequest, cli_dir: Path, cleanups: list[Callable[[], object]]
 ) -> tuple[dict[str, str], StoredObjects]:
     """A fresh database upgraded by the CLI and a fresh bucket; browsers reach S3 as `localhost`."""
@@ -171,7 +171,9 @@ def _postgres_and_s3(
 
 
 def new_context(browser: Browser, deployment: Deployment) -> BrowserContext:
-    context = browser.new_context(base_url=deployment.app.base_url, viewport={"width": 1280, "height": 900})
+    context = browser.new_context(
+        base_url=f"{deployment.app.base_url}/", viewport={"width": 1280, "height": 900}
+    )
     context.set_default_timeout(30_000)
     return context
 
