@@ -52,7 +52,15 @@ class Scale:
 
     @classmethod
     def quick(cls) -> Scale:
-        return cls(threads=5_000, steps_per_thread=20, other_users=100)
+        return cls.full().divided(10)
+
+    def divided(self, factor: int) -> Scale:
+        """The same history shape with ``factor`` times fewer threads and users."""
+        return Scale(self.threads // factor, self.steps_per_thread, max(1, self.other_users // factor))
+
+    def times(self, factor: int) -> Scale:
+        """The same history shape with ``factor`` times more threads and users."""
+        return Scale(self.threads * factor, self.steps_per_thread, self.other_users * factor)
 
     @property
     def steps(self) -> int:

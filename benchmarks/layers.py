@@ -29,6 +29,7 @@ from .services import s3_credentials
 
 LABELS = {
     "openrag": "this package",
+    "openrag_large": "this package, 10x history",
     "builtin": "ChainlitDataLayer",
     "sqlalchemy": "SQLAlchemyDataLayer",
     "raw": "raw asyncpg INSERT",
@@ -49,9 +50,14 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 
 @dataclass
 class Contender:
-    """A data layer under test, with what the workloads need to check its writes."""
+    """A data layer under test on its history, with what the workloads need to check its writes.
+
+    ``name`` keys the results; ``kind`` is the layer (``openrag``, ``builtin`` or ``sqlalchemy``).
+    """
 
     name: str
+    kind: str
+    scale: ds.Scale
     database_url: str
     bucket: str
     layer: BaseDataLayer
@@ -60,7 +66,7 @@ class Contender:
 
     @property
     def shape(self) -> str:
-        return SHAPE[self.name]
+        return SHAPE[self.kind]
 
     async def step_exists(self, step_id: str) -> bool:
         """Whether a step really reached the database (SQLAlchemyDataLayer swallows its errors)."""
@@ -127,17 +133,20 @@ def _builtin_storage(endpoint_url: str, bucket: str) -> S3StorageClient:
     return S3StorageClient(bucket=bucket, **s3_credentials(endpoint_url))
 
 
-async def open_contender(name: str, database_url: str, endpoint_url: str, scale: ds.Scale) -> Contender:
-    """The layer ``name`` on its (already loaded) database, with a fresh bucket holding the elements."""
-    bucket = f"bench-{name}"
+async def open_contender(
+    kind: str, database_url: str, endpoint_url: str, scale: ds.Scale, name: str | None = None
+) -> Contender:
+    """The layer ``kind`` on its (already loaded) database, with a fresh bucket holding the elements."""
+    name = name or kind
+    bucket = f"bench-{name}".replace("_", "-")
     _put_element_objects(endpoint_url, bucket, scale)
     storage = None
     layer: BaseDataLayer
-    if name == "openrag":
+    if kind == "openrag":
         layer = OpenRAGDataLayer(
             Settings.from_env({"DATABASE_URL": database_url, **s3_environ(endpoint_url, bucket)})
         )
-    elif name == "builtin":
+    elif kind == "builtin":
         storage = _builtin_storage(endpoint_url, bucket)
         layer = ChainlitDataLayer(database_url=database_url, storage_client=storage)
     else:
@@ -145,7 +154,7 @@ async def open_contender(name: str, database_url: str, endpoint_url: str, scale:
         async_url = database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
         layer = SQLAlchemyDataLayer(conninfo=async_url, storage_provider=storage)
     probe = await asyncpg.connect(database_url)
-    return Contender(name, database_url, bucket, layer, storage, probe)
+    return Contender(name, kind, scale, database_url, bucket, layer, storage, probe)
 
 
 def _put_element_objects(endpoint_url: str, bucket: str, scale: ds.Scale) -> None:

@@ -31,12 +31,16 @@ async def get_user(contenders: list[Contender], plan: Plan) -> dict[str, Cell]:
     return cells
 
 
-async def get_thread(contenders: list[Contender], plan: Plan, scale: ds.Scale) -> dict[str, Cell]:
-    thread_id = ds.thread_id(scale.big_thread)
-    cells = await compare({c.name: _call(c.layer.get_thread, thread_id) for c in contenders}, plan)
+async def get_thread(contenders: list[Contender], plan: Plan) -> dict[str, Cell]:
+    """The thread of 200 nested steps and 10 elements, in each contender's history."""
+
+    def thread_id(c: Contender) -> str:
+        return ds.thread_id(c.scale.big_thread)
+
+    cells = await compare({c.name: _call(c.layer.get_thread, thread_id(c)) for c in contenders}, plan)
 
     async def validate(c: Contender) -> str | None:
-        thread = await c.layer.get_thread(thread_id)
+        thread = await c.layer.get_thread(thread_id(c))
         if thread is None:
             return "wrong result: thread not found"
         steps, elements = thread["steps"], thread["elements"] or []
@@ -79,18 +83,20 @@ LISTINGS = (
 )
 
 
-async def list_threads(
-    contenders: list[Contender], plan: Plan, scale: ds.Scale, listing: Listing
-) -> dict[str, Cell]:
-    cursor = ds.user_thread_at_rank(ds.deep_rank(scale) - 1, scale) if listing.deep else None
+async def list_threads(contenders: list[Contender], plan: Plan, listing: Listing) -> dict[str, Cell]:
+    """One page for the benchmark user, in each contender's history."""
     filters = ThreadFilter(userId=ds.user_id(0), search=listing.search, feedback=listing.feedback)
-    pagination = Pagination(first=PAGE, cursor=cursor)
-    ops = {c.name: _call(c.layer.list_threads, pagination, filters) for c in contenders}
+
+    def pagination(scale: ds.Scale) -> Pagination:
+        cursor = ds.user_thread_at_rank(ds.deep_rank(scale) - 1, scale) if listing.deep else None
+        return Pagination(first=PAGE, cursor=cursor)
+
+    ops = {c.name: _call(c.layer.list_threads, pagination(c.scale), filters) for c in contenders}
     cells = await compare(ops, plan)
 
     async def validate(c: Contender) -> str | None:
-        page = await c.layer.list_threads(pagination, filters)
-        return _page_problem([t["id"] for t in page.data], listing, scale)
+        page = await c.layer.list_threads(pagination(c.scale), filters)
+        return _page_problem([t["id"] for t in page.data], listing, c.scale)
 
     await _annotate(cells, contenders, validate)
     return cells

@@ -21,6 +21,10 @@ REPO = Path(__file__).resolve().parents[1]
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the history, fewer repetitions")
+    parser.add_argument(
+        "--large", action="store_true",
+        help="also ten times the history: this package's reads side by side, and adoption of it",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON here")
     return parser.parse_args(argv)
 
@@ -35,12 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["AWS_CONFIG_FILE"] = os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(workdir / "no-aws-config")
     sys.path.insert(0, str(REPO))
     try:
-        return asyncio.run(_run(args.quick, workdir, json_path))
+        return asyncio.run(_run(args.quick, args.large, workdir, json_path))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-async def _run(quick: bool, workdir: Path, json_path: Path | None) -> int:
+async def _run(quick: bool, large: bool, workdir: Path, json_path: Path | None) -> int:
     from .services import MotoProcess, start_postgres
 
     postgres = start_postgres()
@@ -49,7 +53,7 @@ async def _run(quick: bool, workdir: Path, json_path: Path | None) -> int:
         moto.start()
         from .suite import run_suite
 
-        print(await run_suite(quick, postgres, moto.endpoint_url, workdir, json_path))
+        print(await run_suite(quick, large, postgres, moto.endpoint_url, workdir, json_path))
     finally:
         moto.stop()
         postgres.remove()

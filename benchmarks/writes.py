@@ -1,4 +1,4 @@
-"""Write workloads: create_step, a chat turn, streaming update_step, many concurrent sessions.
+"""Write workloads: create_step, a chat turn, streaming update_step (concurrent sessions: ``sessions``).
 
 Step dicts have the shapes Chainlit sends: ``Message.to_dict()`` for messages, ``Step.to_dict()``
 for the run step. Writes go to threads of a separate "writer" user, so the listed history stays put.
@@ -6,9 +6,7 @@ for the run step. Writes go to threads of a separate "writer" user, so the liste
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any, cast
@@ -18,7 +16,7 @@ from chainlit.step import StepDict
 
 from . import dataset as ds
 from .layers import Contender, RawInsert
-from .timing import Cell, Check, Op, Plan, compare, describe, percentile
+from .timing import Cell, Check, Op, Plan, compare
 
 ANSWER = "Here is what the documents say: " + "lorem ipsum dolor sit amet " * 12
 
@@ -58,7 +56,7 @@ async def writer_thread(contender: Contender) -> str:
     return thread_id
 
 
-async def chat_turn(contender: Contender, thread_id: str, latencies: list[float] | None = None) -> str:
+async def chat_turn(contender: Contender, thread_id: str) -> str:
     """User message, run step, assistant message created empty then updated; returns the answer's id."""
     layer = contender.layer
     run_id, answer_id = str(uuid4()), str(uuid4())
@@ -69,10 +67,7 @@ async def chat_turn(contender: Contender, thread_id: str, latencies: list[float]
         lambda: layer.update_step(message(answer_id, thread_id, "assistant_message", ANSWER, run_id)),
     ]
     for call in calls:
-        began = time.perf_counter()
         await call()
-        if latencies is not None:
-            latencies.append((time.perf_counter() - began) * 1000)
     return answer_id
 
 
@@ -155,51 +150,3 @@ async def streaming_updates(contenders: list[Contender], plan: Plan, updates: in
 
         ops[contender.name], checks[contender.name] = op, _step_check(contender, ids)
     return await compare(ops, plan, checks)
-
-
-async def _sessions(contender: Contender, sessions: int, turns: int) -> tuple[float, list[float]]:
-    """Turns per second and every call's latency, for ``sessions`` concurrent chats."""
-    threads = [await writer_thread(contender) for _ in range(sessions)]
-    latencies: list[float] = []
-    answers: list[str] = []
-
-    async def session(thread_id: str) -> None:
-        for _ in range(turns):
-            answers.append(await chat_turn(contender, thread_id, latencies))
-
-    began = time.perf_counter()
-    await asyncio.gather(*(session(t) for t in threads))
-    rate = sessions * turns / (time.perf_counter() - began)
-    if (stored := await contender.count_steps(answers)) != len(answers):
-        raise RuntimeError(f"only {stored} of {len(answers)} answers reached the database")
-    return rate, latencies
-
-
-async def concurrent_sessions(
-    contenders: list[Contender], reps: int, sessions: int, turns: int
-) -> tuple[dict[str, Cell], dict[str, Cell]]:
-    """Turns/s and p99 call latency (medians over ``reps``) for concurrent sessions of chat turns."""
-    rates: dict[str, list[float]] = {c.name: [] for c in contenders}
-    p99s: dict[str, list[float]] = {c.name: [] for c in contenders}
-    failures: dict[str, str] = {}
-    for rep in range(reps):
-        for contender in contenders[rep % len(contenders) :] + contenders[: rep % len(contenders)]:
-            if contender.name in failures:
-                continue
-            try:
-                rate, latencies = await _sessions(contender, sessions, turns)
-            except Exception as error:
-                failures[contender.name] = describe(error)
-                continue
-            rates[contender.name].append(rate)
-            p99s[contender.name].append(percentile(latencies, 0.99))
-    turns_cells: dict[str, Cell] = {}
-    p99_cells: dict[str, Cell] = {}
-    for contender in contenders:
-        name = contender.name
-        if name in failures:
-            turns_cells[name] = p99_cells[name] = Cell.failed(failures[name])
-        else:
-            turns_cells[name] = Cell.of(rates[name], reps * sessions * turns)
-            p99_cells[name] = Cell.of(p99s[name], reps * sessions * turns * 4)
-    return turns_cells, p99_cells
