@@ -152,7 +152,7 @@ def _expect_answer(page: Page, number: int) -> None:
     """The last answer is complete: its text, its source image (loaded with the token) and its file."""
     answer = page.locator(ASSISTANT_MESSAGE).last
     expect(answer).to_contain_text(f"(Answer {number})")
-    expect(answer.locator("img.inline-image")).to_be_visible()
+    expect(answer.locator("img.inline-image").first).to_be_visible()
     expect(answer.locator("a", has_text="answer-notes.txt")).to_be_visible()
 
 
@@ -193,6 +193,22 @@ def test_no_token_is_stored_with_the_thread(
     assert ALICE.token not in str(thread)
     sources = [element for element in thread["elements"] if element["name"] == "org-chart.png"]
     assert sources and all("/static/org-chart.png" in element["url"] for element in sources)
+
+
+def test_a_source_linked_as_the_guide_shows_opens_after_resume(
+    open_page: Callable[[ApiUser | None], Page], alice_thread: AliceThread, api: StandInApi
+) -> None:
+    """The stored source URL lost its ?token= (it answers 401 now); the guide's link, through the chat's
+    own route, still opens for Alice, with her token, and not without her login."""
+    alice = open_page(ALICE)
+    urls = {e["name"]: e["url"] for e in thread_json(alice.context, alice_thread.id)["elements"]}
+    assert alice.context.request.get(urls["org-chart.png"]).status == 401
+    link = urls["org-chart.png (link)"]
+    assert link == "/chainlit/sources/org-chart.png"
+    calls = len(api.tokens_of("/static/org-chart.png"))
+    assert alice.context.request.get(link).status == 200
+    assert api.tokens_of("/static/org-chart.png")[calls:] == [ALICE.token]
+    assert open_page(None).context.request.get(link, max_redirects=0).status == 401
 
 
 def test_stored_file_opens_after_resume_for_its_owner_only(

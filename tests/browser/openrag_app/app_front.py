@@ -6,7 +6,9 @@ profile under ``extra`` and a handle to an in-process token store; the token liv
 ``openrag_api_key``, with the store as the fallback; answers stream from ``/v1/chat/completions`` with the
 whole history; sources are URL-only elements whose URL carries ``?token=``; ``@cl.on_chat_resume`` is
 registered only when ``CHAINLIT_DATALAYER_COMPOSE`` is set. The user's identifier is the guide's fix,
-``openrag:<id>`` with the display name shown (``docs/openrag.md``).
+``openrag:<id>`` with the display name shown (``docs/openrag.md``). Each source is also linked the way the
+guide shows to keep it opening after a resume: through ``/chainlit/sources/<file>``, a route that knows the
+user from Chainlit's login cookie, with no token in the stored URL.
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import quote
 
 import chainlit as cl
 import httpx
+from chainlit.auth import get_current_user
+from chainlit.server import app as chainlit_app
 from chainlit.types import ThreadDict
+from fastapi import Depends, HTTPException
+from fastapi.responses import RedirectResponse
 
 from chainlit_openrag_datalayer import OpenRAGDataLayer
 
@@ -61,6 +68,20 @@ def api_key() -> str | None:
         return key
     user: cl.User | None = cl.user_session.get("user")  # type: ignore[no-untyped-call]
     return _tokens.get(user.metadata.get("openrag_auth_handle", "")) if user else None
+
+
+async def open_source(
+    filename: str, user: Annotated[cl.User | None, Depends(get_current_user)]
+) -> RedirectResponse:
+    """A source link with no token in it (docs/openrag.md, 2.4): Chainlit's login cookie says who asks."""
+    token = _tokens.get(user.metadata.get("openrag_auth_handle", "")) if user else None
+    if not token:
+        raise HTTPException(status_code=401, detail="Log in to the chat again")
+    return RedirectResponse(f"{API}/static/{quote(filename)}?token={token}")
+
+
+chainlit_app.add_api_route("/sources/{filename:path}", open_source, methods=["GET"])
+chainlit_app.router.routes.insert(0, chainlit_app.router.routes.pop())  # ahead of Chainlit's page route
 
 
 @cl.on_chat_start
@@ -108,6 +129,10 @@ async def on_message(message: cl.Message) -> None:
     elements: list[Any] = [
         cl.Image(name=source["filename"], url=f"{source['file_url']}?token={key}", display="inline")
         for source in sources
+    ]
+    elements += [  # the guide's link: nothing secret in it
+        cl.Image(name=f"{name} (link)", url=f"/chainlit/sources/{quote(name)}", display="inline")
+        for name in (source["filename"] for source in sources)
     ]
     elements.append(cl.File(name="answer-notes.txt", content=f"Notes on: {message.content}\n".encode()))
     answer.elements = elements
