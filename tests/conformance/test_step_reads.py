@@ -107,7 +107,7 @@ async def test_get_favorite_steps_ignores_other_users(layer: BaseDataLayer) -> N
 
 
 async def test_get_thread_is_json_serializable(layer: BaseDataLayer) -> None:
-    """json.dumps accepts a full thread: user, steps with generation and feedback, elements."""
+    """A full thread (user, steps with generation and feedback, elements) survives JSON unchanged."""
     user, thread_id = await create_user(layer), new_id()
     await layer.update_thread(
         thread_id, name="serializable", user_id=user.id, metadata={"a": [1, 2]}, tags=["t"]
@@ -117,7 +117,14 @@ async def test_get_thread_is_json_serializable(layer: BaseDataLayer) -> None:
     await layer.create_element(text_element(thread_id, step["id"]))
     await layer.upsert_feedback(Feedback(forId=step["id"], value=1, threadId=thread_id, comment="good"))
 
-    json.dumps(await thread_of(layer, thread_id))
+    thread = await thread_of(layer, thread_id)
+    assert json.loads(json.dumps(thread)) == thread
+    assert (thread["name"], thread["metadata"]) == ("serializable", {"a": [1, 2]})
+    [stored] = thread["steps"]
+    assert stored["id"] == step["id"]
+    feedback = stored.get("feedback")
+    assert feedback is not None and (feedback["value"], feedback.get("comment")) == (1, "good")
+    assert [element["name"] for element in thread["elements"] or []] == ["notes.txt"]
 
 
 @pytest.mark.builtin_fails("timestamps are naive isoformat() strings without Z")

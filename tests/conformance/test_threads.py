@@ -203,5 +203,12 @@ async def test_delete_thread_keeps_other_threads(layer: BaseDataLayer) -> None:
 
 
 async def test_delete_thread_unknown_is_a_noop(layer: BaseDataLayer) -> None:
-    """Deleting a thread that does not exist does not raise."""
-    await layer.delete_thread(new_id())
+    """Deleting a thread that does not exist does not raise, creates nothing and leaves other threads."""
+    unknown, kept = new_id(), new_id()
+    await layer.create_step(step_dict(kept, output="still here"))
+
+    await layer.delete_thread(unknown)
+
+    assert await layer.get_thread(unknown) is None
+    thread = await layer.get_thread(kept)
+    assert thread is not None and [step["output"] for step in thread["steps"]] == ["still here"]

@@ -165,19 +165,41 @@ async def test_any_ids_are_stored_under_their_normalised_text(
     await layer.delete_thread(thread_id)
 
 
+@pytest.fixture
+async def witness(layer: OpenRAGDataLayer) -> tuple[str, str, str]:
+    """A user's thread with a step and a file: (thread id, step id, element id)."""
+    user = await layer.create_user(User(identifier=f"user-{fresh_id()}"))
+    assert user is not None
+    thread_id, step_id = fresh_id(), fresh_id()
+    await layer.update_thread(thread_id, name="witness", user_id=user.id)
+    await layer.create_step(raw_step(thread_id, step_id, output="kept"))
+    element = text_element(thread_id, step_id)
+    await layer.create_element(element)
+    return thread_id, step_id, element.id
+
+
 @EXAMPLES
 @given(any_id=IDS)
-async def test_reads_and_deletes_with_any_id_never_raise(layer: OpenRAGDataLayer, any_id: str) -> None:
-    """Ids come from clients (URLs, websocket auth): a read finds nothing or the thread, a delete is done."""
+async def test_reads_and_deletes_with_any_id_never_raise(
+    layer: OpenRAGDataLayer, witness: tuple[str, str, str], any_id: str
+) -> None:
+    """Ids come from clients (URLs, websocket auth): a read of an unknown id finds nothing, a delete is done
+    and touches nothing else."""
     FIGURES.tried("ids")
-    await layer.get_thread(any_id)
-    await layer.get_thread_author(any_id)
-    await layer.get_element(any_id, any_id)
-    await layer.get_user(any_id)
-    await layer.list_threads(Pagination(first=5, cursor=any_id), ThreadFilter(userId=any_id))
+    thread_id, step_id, element_id = witness
+    assert await layer.get_thread(any_id) is None
+    assert await layer.get_thread_author(any_id) == ""
+    assert await layer.get_element(any_id, any_id) is None
+    assert await layer.get_user(any_id) is None
+    page = await layer.list_threads(Pagination(first=5, cursor=any_id), ThreadFilter(userId=any_id))
+    assert page.data == [] and not page.pageInfo.hasNextPage
     await layer.delete_step(any_id)
     await layer.delete_element(any_id, any_id)
     await layer.delete_thread(any_id)
+
+    thread = await layer.get_thread(thread_id)
+    assert thread is not None and [step["id"] for step in thread["steps"]] == [step_id]
+    assert [element["id"] for element in thread["elements"] or []] == [element_id]
 
 
 @EXAMPLES
@@ -250,18 +272,35 @@ EDGE_TIMES = [
 ]
 
 
-@pytest.mark.parametrize("value", [Decimal("sNaN"), Decimal("-sNaN"), *EDGE_TIMES], ids=repr)
-async def test_edge_metadata_values_are_normalised_not_raised(layer: OpenRAGDataLayer, value: Any) -> None:
-    """Values at the edge of their type (signalling NaN, datetimes whose UTC form leaves years 1-9999)."""
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (Decimal("sNaN"), None),
+        (Decimal("-sNaN"), None),
+        *((moment, moment.isoformat(timespec="microseconds")) for moment in EDGE_TIMES),
+    ],
+    ids=repr,
+)
+async def test_edge_metadata_values_are_normalised_not_raised(
+    layer: OpenRAGDataLayer, value: Any, expected: str | None
+) -> None:
+    """Values at the edge of their type: a signalling NaN is null like any NaN; a datetime whose UTC form
+    leaves the years 1-9999 keeps its local ISO form."""
     thread_id, step_id = fresh_id(), fresh_id()
     await layer.create_step(raw_step(thread_id, step_id, metadata={"edge": value}))
 
-    assert "edge" in (await stored_step(layer, thread_id, step_id))["metadata"]
+    assert (await stored_step(layer, thread_id, step_id))["metadata"] == {"edge": expected}
 
 
 @pytest.mark.parametrize("moment", [moment.isoformat() for moment in EDGE_TIMES])
 async def test_edge_timestamps_are_kept_or_replaced_not_raised(layer: OpenRAGDataLayer, moment: str) -> None:
+    """A time whose UTC form leaves the years 1-9999 is unparseable: createdAt is the server's clock, start
+    and end stay empty."""
     thread_id, step_id = fresh_id(), fresh_id()
+    before = datetime.now(timezone.utc)
     await layer.create_step(raw_step(thread_id, step_id, createdAt=moment, start=moment, end=moment))
+    after = datetime.now(timezone.utc)
 
-    assert (await stored_step(layer, thread_id, step_id))["createdAt"]
+    step = await stored_step(layer, thread_id, step_id)
+    assert step["createdAt"] is not None and iso(before) <= step["createdAt"] <= iso(after)
+    assert (step["start"], step["end"]) == (None, None)
