@@ -39,7 +39,7 @@ from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.schema import Table
 from sqlalchemy.types import Text
 
-from .read_queries import THREAD_OWNER
+from .read_queries import OWNER_IDENTIFIER, THREAD_OWNER
 from .schema import UTCDateTime, deleted_thread, element, feedback, step, thread, user
 
 MESSAGE_TYPES = ("user_message", "assistant_message")
@@ -139,11 +139,7 @@ def thread_upsert() -> Select[Any]:
 
 @cache
 def thread_author() -> Select[Any]:
-    return (
-        select(user.c.identifier)
-        .join(thread, thread.c.userId == user.c.id)
-        .where(thread.c.id == bindparam("threadId"), thread.c.deletedAt.is_(None))
-    )
+    return OWNER_IDENTIFIER.where(thread.c.id == bindparam("threadId"), thread.c.deletedAt.is_(None))
 
 
 def escape_like(text: str) -> str:
@@ -363,14 +359,8 @@ def element_upsert(with_thread: bool) -> Select[Any]:
 @cache
 def element_by_id() -> Select[Any]:
     """One element of a thread, with the thread owner's identifier (served URLs are bound to it)."""
-    owner = (
-        select(user.c.identifier)
-        .join(thread, thread.c.userId == user.c.id)
-        .where(thread.c.id == element.c.threadId)
-        .scalar_subquery()
-        .label("userIdentifier")
-    )
-    return select(element, owner).where(
+    owner = OWNER_IDENTIFIER.where(thread.c.id == element.c.threadId)
+    return select(element, owner.scalar_subquery().label("userIdentifier")).where(
         element.c.id == bindparam("elementId"), element.c.threadId == bindparam("threadId")
     )
 

@@ -16,15 +16,14 @@ from sqlalchemy.sql.elements import BindParameter
 
 from .schema import element, feedback, step, thread, user
 
-THREAD_OWNER = (
-    select(user.c.identifier).where(user.c.id == thread.c.userId).scalar_subquery().label("userIdentifier")
-)
+# A thread's owner: the identifier of the user its "userId" names. Inside a statement that reads
+# "Thread", the thread is that statement's (SQLAlchemy correlates it); elsewhere, add the thread's condition.
+OWNER_IDENTIFIER = select(user.c.identifier).where(user.c.id == thread.c.userId)
+THREAD_OWNER = OWNER_IDENTIFIER.scalar_subquery().label("userIdentifier")
 FEEDBACK_COLUMNS = ("feedbackId", "feedbackValue", "feedbackComment")
 # PostgreSQL formats step times (ISO-8601 UTC with "Z"): 3 x 1.4 µs per step less in Python.
 ISO_UTC: ColumnElement[str] = literal_column("""'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'""")
 _STEP_TIMES = ("createdAt", "startTime", "endTime")
-ELEMENT_ROW = func.row_to_json(literal_column('"Element"'))
-EMPTY_LIST: ColumnElement[Any] = literal_column("'[]'::json")
 
 
 def _step_columns() -> list[ColumnElement[Any]]:
