@@ -11,6 +11,8 @@ from chainlit.element import ElementDict
 from chainlit.step import StepDict
 from chainlit.types import FeedbackDict, ThreadDict
 from chainlit.user import PersistedUser
+from sqlalchemy import Boolean, Integer, Table, Text
+from sqlalchemy.types import TypeEngine
 
 from .normalise import (
     clean_text,
@@ -25,65 +27,37 @@ from .normalise import (
     redact_url,
     text_list,
 )
+from .schema import element as element_table
+from .schema import step as step_table
 
-# A result row (SQLAlchemy RowMapping) keyed by column name.
+# A result row keyed by column name (an asyncpg.Record).
 Row = Mapping[Any, Any]
 
-# StepDict keys stored in their own column (the rest of a step dict goes to "extra").
-_STEP_COLUMNS = {
-    "id": "id",
-    "threadId": "threadId",
-    "parentId": "parentId",
-    "name": "name",
-    "type": "type",
-    "command": "command",
-    "modes": "modes",
-    "waitForAnswer": "waitForAnswer",
-    "tags": "tags",
-    "generation": "generation",
-    "defaultOpen": "defaultOpen",
-    "autoCollapse": "autoCollapse",
-    "language": "language",
-    "icon": "icon",
-}
-# Returned as stored, None included: Chainlit's own live steps send these keys with None too.
-_NULLABLE_STEP_KEYS = (
-    "command", "modes", "waitForAnswer", "tags", "generation",
-    "defaultOpen", "autoCollapse", "language", "icon",
-)  # fmt: skip
-# Keys handled apart, or not persisted: "streaming" is live UI state; "feedback" has its own table.
+# Keys with a rule of their own below ("start" and "end" are stored as "startTime" and "endTime"); keys
+# not persisted: "streaming" is live UI state, "feedback" has its own table.
 _STEP_SPECIAL = {"input", "output", "metadata", "isError", "showInput", "createdAt", "start", "end"}
 _STEP_IGNORED = {"streaming", "feedback"}
-
-_ELEMENT_COLUMNS = {
-    "id": "id",
-    "threadId": "threadId",
-    "forId": "stepId",
-    "url": "url",
-    "chainlitKey": "chainlitKey",
-    "name": "name",
-    "display": "display",
-    "size": "size",
-    "props": "props",
-    "page": "page",
-    "autoPlay": "autoPlay",
-    "playerConfig": "playerConfig",
-    "language": "language",
-    "mime": "mime",
+# StepDict keys stored as given in the column of the same name: every step column without a rule of its own
+# (the rest of a step dict goes to "extra").
+_STEP_COLUMNS = {
+    column.name: column.name
+    for column in step_table.c
+    if column.name not in {*_STEP_SPECIAL, "startTime", "endTime", "updatedAt", "extra"}
 }
+# Returned as stored, None included: Chainlit's own live steps send these keys with None too.
+_NULLABLE_STEP_KEYS = [
+    key for key in _STEP_COLUMNS if key not in {"id", "threadId", "parentId", "name", "type"}
+]
+
 # "path" is a local file of the process; "objectKey" is chosen by the layer; "type" lives in metadata.
 _ELEMENT_SPECIAL = {"type", "path", "objectKey"}
-_ELEMENT_TEXT_COLUMNS = (
-    "id",
-    "threadId",
-    "stepId",
-    "url",
-    "chainlitKey",
-    "display",
-    "size",
-    "language",
-    "mime",
-)
+# ElementDict keys -> the element columns storing them as given: every column without a rule of its own
+# ("forId" is the element's step).
+_ELEMENT_COLUMNS = {
+    "forId" if column.name == "stepId" else column.name: column.name
+    for column in element_table.c
+    if column.name not in {"objectKey", "metadata", "extra", "createdAt", "updatedAt"}
+}
 
 
 # --- users -----------------------------------------------------------------------------------
@@ -118,22 +92,12 @@ def show_input_from_text(value: str | None) -> bool | str | None:
 
 def step_params(step: Mapping[str, Any], redact_keys: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Bind parameters for the step upsert: every column, None meaning "keep what is stored"."""
-    params: dict[str, Any] = {column: None for column in _STEP_COLUMNS.values()}
-    extra: dict[str, Any] = {}
-    for key, value in step.items():
-        if key in _STEP_COLUMNS:
-            params[_STEP_COLUMNS[key]] = value
-        elif key not in _STEP_SPECIAL and key not in _STEP_IGNORED:
-            extra[json_key(key)] = value
-    for column in ("parentId", "name", "type", "command", "language", "icon"):
-        params[column] = optional_text(params[column])
-    for column in ("waitForAnswer", "defaultOpen", "autoCollapse"):
-        params[column] = optional_bool(params[column])
+    params, extra = _columns_and_extra(step_table, _STEP_COLUMNS, step, _STEP_SPECIAL | _STEP_IGNORED)
     # A missing or unparseable creation time becomes "now"; merges keep the earliest one seen.
     created = parse_timestamp(step.get("createdAt")) or datetime.now(timezone.utc)
     params.update(
-        id=optional_text(params["id"]) or str(uuid4()),  # a step without id is kept, under a new one
-        threadId=optional_text(params["threadId"]) or None,  # "" names no thread
+        id=params["id"] or str(uuid4()),  # a step without id is kept, under a new one
+        threadId=params["threadId"] or None,  # "" names no thread
         tags=text_list(params["tags"]),
         input=optional_text(step.get("input")),
         output=optional_text(step.get("output")),
@@ -232,20 +196,10 @@ def element_params(
     element: Mapping[str, Any], object_key: str | None, redact_keys: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
     """Bind parameters for the element upsert, from ``Element.to_dict()``."""
-    params: dict[str, Any] = {column: None for column in _ELEMENT_COLUMNS.values()}
-    extra: dict[str, Any] = {}
-    for key, value in element.items():
-        if key in _ELEMENT_COLUMNS:
-            params[_ELEMENT_COLUMNS[key]] = value
-        elif key not in _ELEMENT_SPECIAL:
-            extra[json_key(key)] = value
-    for column in _ELEMENT_TEXT_COLUMNS:
-        params[column] = optional_text(params[column])
+    params, extra = _columns_and_extra(element_table, _ELEMENT_COLUMNS, element, _ELEMENT_SPECIAL)
     params.update(
         threadId=params["threadId"] or None,  # "" (Chainlit's element endpoints' default) names no thread
-        name=optional_text(params["name"]) or "",
-        page=optional_int32(params["page"]),
-        autoPlay=optional_bool(params["autoPlay"]),
+        name=params["name"] or "",
         objectKey=object_key,
         url=redact_url(params["url"], redact_keys),
         # Chainlit's own layer reads props with json.loads: never leave it NULL.
@@ -255,6 +209,32 @@ def element_params(
         extra=redact(extra, redact_keys),
     )
     return params
+
+
+def _columns_and_extra(
+    table: Table, columns: Mapping[str, str], given: Mapping[str, Any], special: set[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The values of ``given`` that have a column (every column present, None when not given), each made
+    that column's type, and the others but ``special`` ones, for ``extra``."""
+    params: dict[str, Any] = {column: None for column in columns.values()}
+    extra: dict[str, Any] = {}
+    for key, value in given.items():
+        if key in columns:
+            params[columns[key]] = _as_column_type(table.c[columns[key]].type, value)
+        elif key not in special:
+            extra[json_key(key)] = value
+    return params, extra
+
+
+def _as_column_type(column_type: TypeEngine[Any], value: object) -> Any:
+    """A client's value as a text, boolean or integer column stores it (see ``normalise``)."""
+    if isinstance(column_type, Text):
+        return optional_text(value)
+    if isinstance(column_type, Boolean):
+        return optional_bool(value)
+    if isinstance(column_type, Integer):
+        return optional_int32(value)
+    return value
 
 
 def element_from_row(row: Row, url: str | None) -> ElementDict:

@@ -221,11 +221,9 @@ def thread_delete() -> Select[Any]:
 
 # --- steps -------------------------------------------------------------------------------------
 
-_STEP_FIELDS = [
-    "id", "threadId", "parentId", "name", "type", "input", "output", "metadata", "showInput",
-    "isError", "startTime", "endTime", "createdAt", "command", "modes", "language",
-    "defaultOpen", "autoCollapse", "waitForAnswer", "tags", "generation", "icon", "extra",
-]  # fmt: skip
+# What a step write carries: every column but "updatedAt", which the database sets (a step's creation
+# time is Chainlit's).
+_STEP_FIELDS = [column.name for column in step.c if column.name != "updatedAt"]
 
 
 def _thread_touch(activity_only: bool) -> Insert:
@@ -320,10 +318,8 @@ def step_delete() -> Select[Any]:
 
 # --- elements ----------------------------------------------------------------------------------
 
-_ELEMENT_FIELDS = [
-    "id", "threadId", "stepId", "metadata", "mime", "name", "objectKey", "url", "chainlitKey",
-    "display", "size", "language", "page", "props", "autoPlay", "playerConfig", "extra",
-]  # fmt: skip
+# What an element write carries: every column but the two times, which the database sets.
+_ELEMENT_FIELDS = [column.name for column in element.c if column.name not in ("createdAt", "updatedAt")]
 
 
 @cache
