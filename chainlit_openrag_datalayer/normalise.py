@@ -157,7 +157,7 @@ def json_key(key: object) -> str:
 def json_object(value: object) -> dict[str, Any]:
     """A JSON object for a metadata column; a non-mapping value is kept under ``"value"``.
 
-    Values are made JSON-safe later, by the engine's serializer (``dumps``).
+    Values are made JSON-safe later, by the JSON codec of the database connections (``dumps``).
     """
     if value is None:
         return {}
@@ -170,7 +170,7 @@ def loads(text: str) -> Any:
 
 
 def dumps(value: Any) -> str:
-    """The engine's JSON serializer: sanitises, then refuses NaN like jsonb does."""
+    """The JSON encoder of the database connections: sanitises, then refuses NaN like jsonb does."""
     return json.dumps(json_safe(value), ensure_ascii=False, allow_nan=False)
 
 

@@ -35,7 +35,7 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
-from .storage.base import content_disposition, is_inline, mime_essence
+from .file_headers import content_disposition, mime_essence
 
 logger = logging.getLogger(__name__)
 
@@ -241,11 +241,10 @@ async def admitted_to_thread(layer: BaseDataLayer, thread_id: str, viewer: User)
 def _headers(grant: FileGrant) -> dict[str, str]:
     """The type's essence, inline only for the allowlist; sandboxed and never sniffed."""
     mime = mime_essence(grant.mime)
-    inline = is_inline(mime)
     return {
         # Text the layer writes is UTF-8; a browser left to guess would show it as Windows-1252.
         "Content-Type": f"{mime}; charset=utf-8" if mime == "text/plain" else mime,
-        "Content-Disposition": content_disposition(grant.name, "inline" if inline else "attachment"),
+        "Content-Disposition": content_disposition(grant.name, mime),
         "Cache-Control": f"private, max-age={max(grant.expires - int(time.time()), 0)}",
         **SECURITY_HEADERS,
     }

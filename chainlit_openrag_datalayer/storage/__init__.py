@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..config import Settings
-from .base import ElementStorage, PresigningStorage, content_disposition, object_key, thread_prefix
+from .base import ElementStorage, PresigningStorage, object_key, thread_prefix
 from .local import LocalStorage
 from .s3 import S3Storage
 
@@ -12,7 +12,6 @@ __all__ = [
     "LocalStorage",
     "PresigningStorage",
     "S3Storage",
-    "content_disposition",
     "describe",
     "object_key",
     "storage_for",

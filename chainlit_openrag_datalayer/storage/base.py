@@ -1,9 +1,8 @@
-"""The storage interface: where element files live, and how their keys and headers are made."""
+"""The storage interface: where element files live, and how their keys are made."""
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -11,18 +10,6 @@ from typing import Protocol, runtime_checkable
 from urllib.parse import quote
 
 MAX_SEGMENT = 200  # percent-encoding can triple UTF-8; S3 keys stop at 1024 bytes, file names at 255
-# RFC 9110 media type: token "/" token, where a token is one or more of these characters.
-_MEDIA_TYPE = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+/[!#$%&'*+.^_`|~0-9a-z-]+")
-# The only types a browser may display from the app's origin (exact essences); anything else,
-# HTML, SVG and XML included, is a download.
-INLINE_TYPES = frozenset(
-    {
-        "image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/bmp",
-        "audio/mpeg", "audio/mp4", "audio/ogg", "audio/wav", "audio/x-wav", "audio/webm", "audio/aac",
-        "audio/flac", "video/mp4", "video/webm", "video/ogg", "video/quicktime",
-        "application/pdf", "text/plain",
-    }
-)  # fmt: skip
 
 
 @runtime_checkable
@@ -77,25 +64,3 @@ def object_key(thread_id: str | None, element_id: str) -> str:
     if thread_id is None:
         return f"files/{_key_segment(element_id)}"
     return f"{thread_prefix(thread_id)}files/{_key_segment(element_id)}"
-
-
-def mime_essence(mime: str) -> str:
-    """``type/subtype`` in lower case, parameters dropped; ``application/octet-stream`` if unparsable.
-
-    The type comes from the uploading browser: ``audio/mpeg, text/html`` must not pass for audio.
-    """
-    essence = mime.split(";", 1)[0].strip(" \t").lower()
-    return essence if _MEDIA_TYPE.fullmatch(essence) else "application/octet-stream"
-
-
-def is_inline(mime: str) -> bool:
-    """Whether a file of this type may be shown in the browser rather than downloaded."""
-    return mime_essence(mime) in INLINE_TYPES
-
-
-def content_disposition(filename: str, disposition: str = "inline") -> str:
-    """RFC 6266 header with an ASCII fallback and the exact name in RFC 5987 ``filename*``."""
-    cleaned = "".join(ch for ch in filename if ch.isprintable() and ch not in "\r\n")
-    fallback = "".join(ch if ch.isascii() and ch not in '"\\/;' else "_" for ch in cleaned) or "file"
-    encoded = quote(cleaned.replace("/", "_").replace("\\", "_"), safe="")
-    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from ..config import S3Settings
 from ..errors import StorageError
-from .base import content_disposition, is_inline, mime_essence
+from ..file_headers import content_disposition, mime_essence
 from .presign import Presigner
 
 logger = logging.getLogger(__name__)
@@ -123,11 +123,7 @@ class S3Storage:
         client = await self._get_client()
         # The type came from the uploading browser: S3 serves it back as is, so store the same essence and
         # disposition the served route sends (an HTML "audio" file must not render on the bucket's origin).
-        disposition = "inline" if is_inline(mime) else "attachment"
-        extra = {
-            "ContentType": mime_essence(mime),
-            "ContentDisposition": content_disposition(filename, disposition),
-        }
+        extra = {"ContentType": mime_essence(mime), "ContentDisposition": content_disposition(filename, mime)}
         try:
             if isinstance(source, Path):
                 await client.upload_file(str(source), self.bucket, key, ExtraArgs=extra, Config=_TRANSFER)
