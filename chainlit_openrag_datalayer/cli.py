@@ -103,6 +103,11 @@ def _parser() -> argparse.ArgumentParser:
         help="the directory the app runs in, where a relative LOCAL_STORAGE_DIR (default "
         ".chainlit/element-files) is found; default: the current directory",
     )  # fmt: skip
+    doctor.add_argument(
+        "--app-url", metavar="URL",
+        help="the address the chat opens at, mount path included (e.g. http://localhost:8080/chainlit): "
+        "checks that the app's file route answers there, as served element URLs need",
+    )  # fmt: skip
     purge = _command(
         commands, "purge", "delete threads without activity for a while, files included",
         "Lists each thread (id, owner, last activity, name), then deletes them with their steps, elements, "

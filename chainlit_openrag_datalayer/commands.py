@@ -170,7 +170,7 @@ async def _read_state(settings: Settings) -> tuple[str | None, adoption.Shape]:
 
 
 def doctor_(settings: Settings, args: argparse.Namespace) -> int:
-    checks = asyncio.run(doctor.diagnose(settings))
+    checks = asyncio.run(doctor.diagnose(settings, args.app_url))
     for check in checks:
         print(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
     return EXIT_OK if all(check.ok for check in checks) else EXIT_ERROR

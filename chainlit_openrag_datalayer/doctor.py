@@ -18,6 +18,10 @@ from .errors import describe as describe_error
 from .storage import ElementStorage, LocalStorage, PresigningStorage, describe, storage_for
 
 PROBE = b"chainlit-openrag-datalayer doctor probe"
+# served.ROUTE_PATH, and the served route's answer to a URL without its grant (served imports Chainlit,
+# which the CLI never imports; tests/browser/test_served_mounts.py checks they agree).
+SERVED_ROUTE = "/openrag-datalayer/files"
+SERVED_ROUTE_ANSWER = "incomplete file URL"
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ async def _bucket(storage: ElementStorage, key: str) -> str:
 
 async def _round_trip(settings: Settings, storage: ElementStorage, key: str) -> str:
     if settings.served_urls or not isinstance(storage, PresigningStorage):
-        return "element URLs are served by the Chainlit app (STORAGE_URL_MODE=served): nothing to sign"
+        return "element URLs are served by the Chainlit app: nothing to sign (--app-url URL checks the app)"
     url = await storage.url(key)
     host = httpx.URL(url).host
     try:
@@ -82,6 +86,28 @@ async def _round_trip(settings: Settings, storage: ElementStorage, key: str) -> 
     return f"presigned GET via {host} returned the object"
 
 
+async def _app_route(app_url: str) -> str:
+    """Served URLs (all of them, or PDFs, text and charts next to presigned ones) start with the app's
+    public root: the layer's file route must answer under ``app_url``, with its refusal of a URL
+    without a grant."""
+    url = app_url.rstrip("/") + SERVED_ROUTE
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.get(url)
+    except httpx.HTTPError as error:
+        raise DataLayerError(f"GET {url} failed ({error}): is the app running at {app_url}?") from error
+    if response.status_code != 403 or response.text != SERVED_ROUTE_ANSWER:
+        kind = response.headers.get("content-type", "no content type")
+        raise DataLayerError(
+            f"GET {url} answered {response.status_code} ({kind}), not the layer's file route: served "
+            f"element URLs would not open under {app_url}. Pass the address the chat opens at, mount path "
+            'included (mounted with mount_chainlit(app, ..., path="/chainlit"): http://HOST:PORT/chainlit; '
+            "chainlit run --root-path /chat: http://HOST:PORT/chat), and check that the app there uses "
+            "OpenRAGDataLayer."
+        )
+    return f"served element URLs open under {app_url} (its file route answers at {url})"
+
+
 async def _run(name: str, work: Callable[[], Awaitable[str]]) -> Check:
     try:
         return Check(name, True, await work())
@@ -89,8 +115,9 @@ async def _run(name: str, work: Callable[[], Awaitable[str]]) -> Check:
         return Check(name, False, str(error) or type(error).__name__)
 
 
-async def diagnose(settings: Settings) -> list[Check]:
-    """Database reachable, schema at head, bucket writable, element URL round trip."""
+async def diagnose(settings: Settings, app_url: str | None = None) -> list[Check]:
+    """Database reachable, schema at head, bucket writable, element URL round trip; with ``app_url`` (the
+    chat's address), the layer's file route answers there."""
     engine = create_async_engine(settings.require_database_url(), pool_size=1)
     storage = storage_for(settings)
     key = f"doctor/{uuid4()}.txt"
@@ -102,6 +129,8 @@ async def diagnose(settings: Settings) -> list[Check]:
         if checks[-1].ok:
             checks.append(await _run("element URL round trip", lambda: _round_trip(settings, storage, key)))
             await storage.delete([key])
+        if app_url is not None:
+            checks.append(await _run("app file route", lambda: _app_route(app_url)))
         return checks
     finally:
         await engine.dispose()

@@ -7,7 +7,8 @@ nor a viewer Chainlit admits to the thread (see ``admitted_to_thread``).
 
 The route sits beside Chainlit's own routes and the URLs carry the path prefix browsers use for them,
 however the app is served: ``chainlit run`` (with or without ``--root-path``), or mounted in a FastAPI
-app with ``mount_chainlit(app, target=..., path=...)``, behind a proxy prefix or not.
+app with ``mount_chainlit(app, target=..., path=...)``, behind a proxy prefix or not. It is there from the
+start: both import Chainlit's server before they load the app, and so before the app imports this module.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import logging
 import os
 import secrets
+import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextvars import ContextVar
@@ -26,11 +28,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from chainlit.auth import get_current_user, require_login
+from chainlit.auth import get_current_user, require_login, reuseable_oauth
 from chainlit.data import get_data_layer
 from chainlit.data.base import BaseDataLayer
 from chainlit.user import User
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
@@ -176,10 +178,23 @@ class RootPathRecorder(BaseRoute):
         raise NoMatchFound(name, path_params)
 
 
+async def logged_in_user(token: Annotated[str | None, Depends(reuseable_oauth)]) -> User | None:
+    """The user of the request; None without login or a valid token (``serve_file`` answers then)."""
+    try:
+        user: User | None = await get_current_user(token)  # type: ignore[arg-type]
+    except HTTPException:
+        return None
+    return user
+
+
 async def serve_file(
-    request: Request, current_user: Annotated[User | None, Depends(get_current_user)]
+    request: Request, current_user: Annotated[User | None, Depends(logged_in_user)]
 ) -> Response:
-    """GET handler: check the grant and the user, then stream the object."""
+    """GET handler: check the grant, then the user, then stream the object.
+
+    The grant first: a URL without one is refused with 403 "incomplete file URL" whether or not the
+    request is logged in, which is how ``doctor --app-url`` recognises the route.
+    """
     layer = get_data_layer()  # type: ignore[no-untyped-call]
     signer, storage = getattr(layer, "url_signer", None), getattr(layer, "storage", None)
     if signer is None or storage is None:
@@ -248,3 +263,7 @@ def _headers(grant: FileGrant) -> dict[str, str]:
         "Cache-Control": f"private, max-age={max(grant.expires - int(time.time()), 0)}",
         **SECURITY_HEADERS,
     }
+
+
+if "chainlit.server" in sys.modules:  # the app is loading: the route is there before its first request
+    ensure_route()

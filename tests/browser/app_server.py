@@ -41,14 +41,15 @@ class AppServer:
     """A web app in a subprocess whose working directory is ``root`` (where Chainlit keeps ``.chainlit/``).
 
     ``base_url`` is where the Chainlit app answers (``origin`` plus its public root path). The port stays
-    the same across ``restart()``, so a browser's cookies and pages still apply.
+    the same across ``restart()``, so a browser's cookies and pages still apply. ``warm_up_login`` (username,
+    password) logs in once at start, which builds the data layer; None leaves the app as it started.
     """
 
     def __init__(
         self,
         root: Path,
         settings: Mapping[str, str],
-        warm_up_login: tuple[str, str],
+        warm_up_login: tuple[str, str] | None,
         root_path: str = "",
     ) -> None:
         self.root = root
@@ -80,7 +81,8 @@ class AppServer:
         return self.base_url + path
 
     def start(self, timeout: float = 180) -> None:
-        """Start and wait until a login works (the first one opens the database, even the embedded one)."""
+        """Start and wait until Chainlit answers, then until the warm-up login works (the first one opens
+        the database, even the embedded one)."""
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 self.command(), cwd=self.root, env=self.environ, stdout=log, stderr=subprocess.STDOUT
@@ -138,6 +140,8 @@ class AppServer:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the app did not answer on {self.base_url}:\n{self.log_tail()}")
                 time.sleep(0.25)
+            if self._warm_up_login is None:
+                return
             username, password = self._warm_up_login
             response = http.post(
                 self.url("/login"),
@@ -162,7 +166,7 @@ class ChainlitApp(AppServer):
         self,
         root: Path,
         settings: Mapping[str, str],
-        warm_up_login: tuple[str, str],
+        warm_up_login: tuple[str, str] | None,
         target: Path = APP,
         root_path: str = "",
     ) -> None:
@@ -188,7 +192,7 @@ class MountedApp(AppServer):
         self,
         root: Path,
         settings: Mapping[str, str],
-        warm_up_login: tuple[str, str],
+        warm_up_login: tuple[str, str] | None,
         target: Path = APP,
         mount_path: str = "/chainlit",
         parent_root_path: str = "",

@@ -2,6 +2,7 @@
 
 One database and one stored file, shared by every shape; each shape starts `app_example.py` its own way
 and the test reads the thread through Chainlit's API over HTTP, then opens the file URL it was given.
+`doctor --app-url` must say the same: ok at the address the chat opens at, FAIL with what to pass elsewhere.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from uuid import uuid4
 import httpx
 import pytest
 
+from chainlit_openrag_datalayer import doctor, served
 from tests.browser.app_server import AppServer, ChainlitApp, MountedApp, PrefixProxy
 from tests.browser.chat import ALICE, BOB
+from tests.cli_support import InProcessCli
 from tests.services import PostgresServer
 
 SECRET = f"served-mounts-{uuid4().hex}"
@@ -165,3 +168,53 @@ def test_served_file_url_opens_where_chainlit_serves_its_own_api(
     with _logged_in(public_base, BOB.username, BOB.password) as bob:
         assert bob.get(str(origin.join(url))).status_code == 403
     assert httpx.get(str(origin.join(url))).status_code == 401
+
+
+def test_doctor_probes_the_route_and_the_refusal_of_served_py() -> None:
+    """doctor never imports Chainlit, so it keeps its own copy of the route and of its answer to a URL
+    without a grant; they must be served.py's."""
+    assert doctor.SERVED_ROUTE == served.ROUTE_PATH
+    with pytest.raises(served.InvalidGrant) as refused:
+        served.UrlSigner(SECRET, 60).verify({})
+    assert str(refused.value) == doctor.SERVED_ROUTE_ANSWER
+
+
+def test_doctor_app_url_is_ok_where_served_urls_open(
+    public_base: str, stored_file: StoredFile, cli: InProcessCli
+) -> None:
+    """At the address browsers use for the chat, whatever the shape, and with login required."""
+    result = cli.run(stored_file.settings, "doctor", "--app-url", public_base)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"ok   app file route: served element URLs open under {public_base}" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def fresh_mounted_app(stored_file: StoredFile) -> Iterator[MountedApp]:
+    """The app mounted at /chainlit as OpenRAG serves it, just started: no login, no page, no socket yet,
+    so Chainlit has not built the data layer."""
+    root = Path(tempfile.mkdtemp(prefix="openrag-mounts-fresh-"))
+    with ExitStack() as stack:
+        stack.callback(shutil.rmtree, root, ignore_errors=True)
+        app = MountedApp(root, stored_file.settings, warm_up_login=None, mount_path="/chainlit")
+        _run(app, stack)
+        yield app
+
+
+def test_doctor_app_url_is_ok_on_a_freshly_started_mounted_app(
+    fresh_mounted_app: MountedApp, stored_file: StoredFile, cli: InProcessCli
+) -> None:
+    result = cli.run(stored_file.settings, "doctor", "--app-url", fresh_mounted_app.base_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"served element URLs open under {fresh_mounted_app.base_url}" in result.stdout
+
+
+def test_doctor_app_url_of_the_parent_app_fails_and_asks_for_the_mount_path(
+    fresh_mounted_app: MountedApp, stored_file: StoredFile, cli: InProcessCli
+) -> None:
+    """The FastAPI app's root is not where the chat's files open: FAIL, naming the URL and what to pass."""
+    origin = fresh_mounted_app.origin
+    result = cli.run(stored_file.settings, "doctor", "--app-url", origin)
+    assert result.returncode == 1, result.stdout + result.stderr
+    failure = next(line for line in result.stdout.splitlines() if line.startswith("FAIL"))
+    assert failure.startswith(f"FAIL app file route: GET {origin}{ROUTE} answered 404")
+    assert "mount path included" in failure and 'path="/chainlit"' in failure
