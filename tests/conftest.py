@@ -50,6 +50,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "builtin_fails(reason, strict=True): the built-in ChainlitDataLayer is known to get this wrong"
         " (an xfail for the builtin parameter only; strict=False where its failure depends on timing)",
     )
+    config.addinivalue_line("markers", "s3: runs against S3Storage on the moto server")
+    config.addinivalue_line("markers", "local: runs against LocalStorage in a folder")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
