@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     ConfigurationError,
+    DatabaseUnavailableError,
     DataLayerError,
     SchemaConflictError,
     SchemaOutOfDateError,
@@ -53,6 +54,7 @@ _LAZY = {
 __all__ = [
     "ConfigurationError",
     "DataLayerError",
+    "DatabaseUnavailableError",
     "ElementStorage",
     "OpenRAGDataLayer",
     "S3Settings",

@@ -18,9 +18,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import asyncpg
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import adoption, doctor, maintenance, migrations, sweep
 from .config import Settings
@@ -48,7 +49,20 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except DataLayerError as error:
         print(f"error: {error}", file=sys.stderr)
-    except (OSError, SQLAlchemyError, BotoCoreError, ClientError) as error:
+    except (TimeoutError, asyncio.TimeoutError):
+        print(
+            "error: the database did not answer in time (DATABASE_CONNECT_TIMEOUT to connect, "
+            "CLI_STATEMENT_TIMEOUT per statement). Run `doctor` to see what to fix.",
+            file=sys.stderr,
+        )
+    except (
+        OSError,
+        SQLAlchemyError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        BotoCoreError,
+        ClientError,
+    ) as error:
         print(f"error: {describe(error)}. Run `doctor` to see what to fix.", file=sys.stderr)
     return EXIT_ERROR
 
@@ -114,10 +128,12 @@ def _declined() -> int:
 @asynccontextmanager
 async def _services(settings: Settings) -> AsyncIterator[tuple[AsyncEngine, ElementStorage]]:
     """An engine on a schema at head, and the element storage; both closed afterwards."""
-    engine = create_async_engine(settings.require_database_url(), pool_size=2)
+    connector = settings.cli_connector()
+    async with connector.connection() as connection:
+        await migrations.check(connection)
+    engine = connector.engine(pool_size=2)
     storage = storage_for(settings)
     try:
-        await migrations.check(engine)
         yield engine, storage
     finally:
         await engine.dispose()
@@ -137,8 +153,8 @@ def _with_services(settings: Settings, work: Callable[[AsyncEngine, ElementStora
 
 def upgrade(settings: Settings, args: argparse.Namespace) -> int:
     # progress on stderr: adoption copies and index builds can take minutes on a large history
-    url = settings.require_database_url()
-    for line in migrations.upgrade(url, dry_run=args.dry_run, progress=_progress_line):
+    connector = settings.cli_connector()
+    for line in migrations.upgrade(connector, dry_run=args.dry_run, progress=_progress_line):
         print(line)
     if args.dry_run:
         print("Dry run: nothing was changed.")
@@ -159,10 +175,12 @@ def current(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _read_state(settings: Settings) -> tuple[str | None, adoption.Shape]:
-    engine = create_async_engine(settings.require_database_url(), pool_size=1)
+    connector = settings.cli_connector()
+    async with connector.connection() as connection:
+        revision = await migrations.current_revision(connection)
+    engine = connector.engine()
     try:
         async with engine.connect() as connection:
-            revision = await migrations.current_revision(connection)
             detection = await connection.run_sync(adoption.detect)
         return revision, detection.shape
     finally:

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
-from urllib.parse import parse_qsl, unquote
+from typing import Any, Literal
 
-from sqlalchemy.engine import URL
-
+from .connection import Connector, DatabaseUrl, check_connect_args, parse_database_url
 from .errors import ConfigurationError
 from .normalise import normalised_key
-
-_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2")
-_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
-_RAW_ONLY = set("@/?#")
 
 
 @dataclass(frozen=True)
@@ -40,15 +33,21 @@ class Settings:
     """Everything the data layer needs, validated at construction.
 
     ``database_url=None`` means the embedded PostgreSQL in ``embedded_dir``; ``s3=None`` means
-    element files in ``local_storage_dir``, always handed out through served URLs.
+    element files in ``local_storage_dir``, always handed out through served URLs. ``connect_args``
+    are the application's own ``asyncpg.connect`` arguments (an ``ssl`` context, ``server_settings``,
+    a ``password`` callable...), used on every connection.
     """
 
-    database_url: URL | None = None
+    database_url: DatabaseUrl | None = None
     s3: S3Settings | None = None
     url_mode: UrlMode | None = None
     url_expiry_seconds: int = 3600
     url_secret: str | None = None
     pool_size: int = 20
+    connect_timeout: float = 10.0
+    statement_timeout: float = 10.0
+    cli_statement_timeout: float = 3600.0
+    connect_args: Mapping[str, Any] = field(default_factory=dict)
     embedded_dir: Path = Path(".chainlit/pgdata")
     local_storage_dir: Path = Path(".chainlit/element-files")
     auto_migrate: bool = False
@@ -63,9 +62,18 @@ class Settings:
             raise ConfigurationError("STORAGE_EXPIRY_TIME must be a positive number of seconds.")
         if self.pool_size <= 0:
             raise ConfigurationError("DATABASE_POOL_SIZE must be a positive integer.")
-        if self.write_retry_seconds < 0 or self.max_pending_writes <= 0:
+        for name, seconds in (
+            ("DATABASE_CONNECT_TIMEOUT", self.connect_timeout),
+            ("DATABASE_STATEMENT_TIMEOUT", self.statement_timeout),
+            ("CLI_STATEMENT_TIMEOUT", self.cli_statement_timeout),
+        ):
+            if not seconds > 0:
+                raise ConfigurationError(f"{name} must be a positive number of seconds (got {seconds!r}).")
+        check_connect_args(self.connect_args)
+        if not self.write_retry_seconds > 0 or self.max_pending_writes <= 0:
             raise ConfigurationError(
-                "WRITE_RETRY_SECONDS must be >= 0 and MAX_PENDING_WRITES a positive integer."
+                "WRITE_RETRY_SECONDS must be a positive number of seconds "
+                "and MAX_PENDING_WRITES a positive integer."
             )
         if self.max_pending_write_bytes <= 0:
             raise ConfigurationError("MAX_PENDING_WRITE_MB must be a positive number of MiB.")
@@ -82,20 +90,33 @@ class Settings:
         """Element URLs point at this app's own route (always for a local folder)."""
         return self.s3 is None or self.url_mode == "served"
 
-    def require_database_url(self) -> URL:
-        """The configured server, for commands that never start the embedded one."""
+    def connector(self, url: DatabaseUrl | None = None) -> Connector:
+        """How the app connects: to ``url`` (the embedded server) or ``DATABASE_URL``."""
+        url = url or self.database_url
+        assert url is not None, "the embedded server's URL is passed when DATABASE_URL is unset"
+        return Connector(url, self.connect_timeout, self.statement_timeout, self.connect_args)
+
+    def cli_connector(self) -> Connector:
+        """How commands connect: the configured server (never the embedded one), longer statements."""
         if self.database_url is None:
             raise ConfigurationError(
                 "DATABASE_URL is not set: set it to the PostgreSQL server this command should work on."
             )
-        return self.database_url
+        return self.connector().with_statement_timeout(self.cli_statement_timeout)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], base_dir: Path | None = None) -> Settings:
+    def from_env(
+        cls,
+        environ: Mapping[str, str],
+        base_dir: Path | None = None,
+        *,
+        connect_args: Mapping[str, Any] | None = None,
+    ) -> Settings:
         """Read OpenRAG's variable names (see the README's configuration table).
 
         Relative folders are resolved against ``base_dir``, by default the current directory (the app's,
-        when the app calls this; ``doctor --app-dir`` passes the app's from elsewhere).
+        when the app calls this; ``doctor --app-dir`` passes the app's from elsewhere). ``connect_args``:
+        the application's own ``asyncpg.connect`` arguments (not from the environment).
         """
         base = Path.cwd() if base_dir is None else base_dir.absolute()
         raw_url = _get(environ, "DATABASE_URL")
@@ -106,6 +127,10 @@ class Settings:
             url_expiry_seconds=_int(environ, "STORAGE_EXPIRY_TIME", 3600),
             url_secret=_get(environ, "CHAINLIT_AUTH_SECRET"),
             pool_size=_int(environ, "DATABASE_POOL_SIZE", 20),
+            connect_timeout=_seconds(environ, "DATABASE_CONNECT_TIMEOUT", cls.connect_timeout),
+            statement_timeout=_seconds(environ, "DATABASE_STATEMENT_TIMEOUT", cls.statement_timeout),
+            cli_statement_timeout=_seconds(environ, "CLI_STATEMENT_TIMEOUT", cls.cli_statement_timeout),
+            connect_args=dict(connect_args or {}),
             embedded_dir=base / (_get(environ, "EMBEDDED_POSTGRES_DIR") or cls.embedded_dir),
             local_storage_dir=base / (_get(environ, "LOCAL_STORAGE_DIR") or cls.local_storage_dir),
             auto_migrate=_bool(environ, "DATABASE_AUTO_MIGRATE"),
@@ -115,58 +140,6 @@ class Settings:
             redact_keys=_key_set(environ, "REDACT_METADATA_KEYS"),
             identity_path=_identity_path(environ),
         )
-
-
-def parse_database_url(raw: str) -> URL:
-    """Turn ``postgresql://user:pw@host:5432/db`` into an asyncpg URL.
-
-    The password may be percent-encoded (recommended) or raw, even with ``@:/?#%`` in it: the
-    user info ends at the last ``@``. ``sslmode=`` becomes asyncpg's ``ssl=``.
-    """
-    scheme, sep, rest = raw.strip().partition("://")
-    if not sep or scheme not in _SCHEMES:
-        raise ConfigurationError(
-            f"DATABASE_URL must start with postgresql:// (got {scheme + sep or raw[:20]!r}...)."
-        )
-    userinfo, at, hostpart = rest.rpartition("@")
-    if not at:
-        hostpart = rest
-    location, _, query_string = hostpart.partition("?")
-    hostport, _, database = location.partition("/")
-    host, port = _split_host_port(hostport)
-    username, _, password = userinfo.partition(":")
-    query = dict(parse_qsl(query_string))
-    if "sslmode" in query:
-        query["ssl"] = query.pop("sslmode")
-    return URL.create(
-        "postgresql+asyncpg",
-        username=_decode_userinfo(username) or None,
-        password=_decode_userinfo(password) if password else None,
-        host=host or None,
-        port=port,
-        database=unquote(database) or None,
-        query=query,
-    )
-
-
-def _split_host_port(hostport: str) -> tuple[str, int | None]:
-    if hostport.startswith("["):  # IPv6 literal: [::1]:5432
-        host, _, tail = hostport[1:].partition("]")
-        port = tail.removeprefix(":")
-    else:
-        host, _, port = hostport.partition(":")
-    if port and not port.isdigit():
-        raise ConfigurationError(f"DATABASE_URL has a malformed port {port!r}.")
-    return host, int(port) if port else None
-
-
-def _decode_userinfo(value: str) -> str:
-    """Percent-decode, unless the value is visibly raw (has ``@/?#`` or a stray ``%``)."""
-    if _RAW_ONLY & set(value):
-        return value
-    if "%" in value and len(_PERCENT_ESCAPE.findall(value)) != value.count("%"):
-        return value
-    return unquote(value)
 
 
 def _s3_from_env(environ: Mapping[str, str]) -> S3Settings | None:
@@ -208,6 +181,16 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ConfigurationError(f"{name} must be an integer (got {value!r}).") from None
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    value = _get(environ, name)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number of seconds (got {value!r}).") from None
 
 
 def _bool(environ: Mapping[str, str], name: str) -> bool:

@@ -18,11 +18,11 @@ from chainlit.step import StepDict
 from chainlit.types import Feedback, PageInfo, PaginatedResponse, Pagination, ThreadDict, ThreadFilter
 from chainlit.user import PersistedUser, User
 from sqlalchemy import Executable
-from sqlalchemy.engine import URL
 
 from . import convert, identity, normalise, queries, read_queries, served
 from .config import Settings
-from .database import Database, Row
+from .connection import DatabaseUrl
+from .database import Database, Row, check_ready
 from .errors import DataLayerError, WriteRefusedError, log_safe
 from .lifecycle import ShutdownWatch
 from .storage import ElementStorage, LocalStorage, PresigningStorage, describe, object_key, storage_for
@@ -40,8 +40,8 @@ Work = Callable[[], Awaitable[Any]]
 THREAD_NAME_MAX = 255
 PAGE_SIZE_MAX = 1000
 RECENT_STEPS = 10_000
-# Calls a request waits on are retried briefly; background writes use Settings.write_retry_seconds.
-QUICK_RETRY = RetryPolicy(budget_seconds=3.0)
+# Calls a request waits on are bounded by Settings.statement_timeout, retries included; Chainlit awaits
+# update_thread and delete_thread in the chat's path: past this, they finish in the background.
 AWAITED_WRITE_SECONDS = 2.0
 # close() waits this long for pending writes: well inside Docker's 10 s between SIGTERM and SIGKILL.
 CLOSE_GRACE_SECONDS = 5.0
@@ -79,6 +79,7 @@ class OpenRAGDataLayer(BaseDataLayer):
             settings.max_pending_writes,
             settings.max_pending_write_bytes,
         )
+        self._awaited = RetryPolicy(settings.statement_timeout)
         self._step_threads: dict[str, str] = {}  # recent step -> thread, to order delete_step
         self._detached: set[asyncio.Task[None]] = set()
         self._warned_no_owner = False
@@ -89,9 +90,26 @@ class OpenRAGDataLayer(BaseDataLayer):
         self._log_configuration()
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> OpenRAGDataLayer:
-        """Build from ``DATABASE_URL``, ``BUCKET_NAME``, ``APP_AWS_*``... (see the README)."""
-        return cls(Settings.from_env(os.environ if environ is None else environ))
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, connect_args: Mapping[str, Any] | None = None
+    ) -> OpenRAGDataLayer:
+        """Build from ``DATABASE_URL``, ``BUCKET_NAME``, ``APP_AWS_*``... (see the README), once the
+        database is ready: blocking, it raises (and logs one line saying what to fix) while a setting is
+        wrong, the database does not answer, its schema is not at this package's head or the
+        ``[embedded]`` extra is missing. Chainlit calls the ``@cl.data_layer`` factory again on its next
+        request, so logins are refused until then, and work again without a restart.
+
+        ``connect_args``: the application's own ``asyncpg.connect`` arguments (``ssl``, ``server_settings``).
+        """
+        try:
+            settings = Settings.from_env(
+                os.environ if environ is None else environ, connect_args=connect_args
+            )
+            check_ready(settings)
+        except DataLayerError as error:
+            logger.error("Chat history cannot be stored, so logins are refused: %s", error)
+            raise
+        return cls(settings)
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -104,7 +122,7 @@ class OpenRAGDataLayer(BaseDataLayer):
         database = (
             f"embedded PostgreSQL in {self.settings.embedded_dir}"
             if self.settings.database_url is None
-            else self.settings.database_url.render_as_string(hide_password=True)
+            else self.settings.database_url.display
         )
         logger.log(
             logging.WARNING if missing else logging.INFO,
@@ -120,13 +138,20 @@ class OpenRAGDataLayer(BaseDataLayer):
             else "",
         )
 
-    async def _execute(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Row]:
+    async def _execute(
+        self, statement: Executable, params: Mapping[str, Any], *, background: bool = False
+    ) -> Sequence[Row]:
         self._shutdown_watch.start()
-        return await self.database.execute(statement, params)
+        return await self.database.execute(statement, params, background=background)
+
+    async def _write(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Row]:
+        """A statement of the background write queue: never takes the connections kept for requests."""
+        return await self._execute(statement, params, background=True)
 
     async def _fetch(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Row]:
-        """A call Chainlit awaits (a request is waiting): retried briefly across a lost connection."""
-        return await retrying(QUICK_RETRY, "query", "a request", lambda: self._execute(statement, params))
+        """A call Chainlit awaits (a request is waiting): retried across a lost connection, within
+        ``DATABASE_STATEMENT_TIMEOUT`` in all."""
+        return await retrying(self._awaited, "query", "a request", lambda: self._execute(statement, params))
 
     async def _background_write(
         self, thread_id: str | None, action: str, subject: str, work: Work, size: int = 0
@@ -210,7 +235,7 @@ class OpenRAGDataLayer(BaseDataLayer):
             data["mime"] = mime = _mime_of(element)
             await self.storage.put(key, source, mime, element.name or element.id)
         params = convert.element_params(data, key, self.settings.redact_keys)
-        rows = await self._execute(queries.element_upsert(with_thread=params["threadId"] is not None), params)
+        rows = await self._write(queries.element_upsert(with_thread=params["threadId"] is not None), params)
         if not rows[0]["applied"]:
             _report_refusal("create_element", subject, thread_deleted=rows[0]["threadDeleted"])
             if key is not None:  # under this write's own thread prefix: never another thread's object
@@ -250,7 +275,7 @@ class OpenRAGDataLayer(BaseDataLayer):
 
     async def _delete_element(self, element_id: str, thread_id: str | None) -> None:
         params = {"elementId": element_id, "threadId": thread_id}
-        rows = await self._execute(queries.element_delete(with_thread=thread_id is not None), params)
+        rows = await self._write(queries.element_delete(with_thread=thread_id is not None), params)
         await self._delete_objects([row["objectKey"] for row in rows if row["objectKey"]])
 
     async def _delete_objects(self, keys: list[str]) -> None:
@@ -283,7 +308,7 @@ class OpenRAGDataLayer(BaseDataLayer):
         subject = f"step {params['id']} of thread {thread_id}"
 
         async def upsert() -> None:
-            rows = await self._execute(statement, params)
+            rows = await self._write(statement, params)
             if not rows[0]["applied"]:
                 _report_refusal(action, subject, thread_deleted=rows[0]["threadDeleted"])
 
@@ -303,7 +328,7 @@ class OpenRAGDataLayer(BaseDataLayer):
         )
 
     async def _delete_step(self, step_id: str) -> None:
-        rows = await self._execute(queries.step_delete(), {"stepId": step_id})
+        rows = await self._write(queries.step_delete(), {"stepId": step_id})
         await self._delete_objects([row["objectKey"] for row in rows])
 
     async def get_favorite_steps(self, user_id: str) -> list[StepDict]:
@@ -318,7 +343,7 @@ class OpenRAGDataLayer(BaseDataLayer):
 
     async def get_thread(self, thread_id: str) -> ThreadDict | None:
         return await retrying(
-            QUICK_RETRY, "get_thread", f"thread {thread_id}", lambda: self._read_thread(thread_id)
+            self._awaited, "get_thread", f"thread {thread_id}", lambda: self._read_thread(thread_id)
         )
 
     async def _read_thread(self, thread_id: str) -> ThreadDict | None:
@@ -426,9 +451,10 @@ class OpenRAGDataLayer(BaseDataLayer):
 
     async def delete_thread(self, thread_id: str) -> None:
         """Queued behind the thread's pending writes, so none of them brings it back."""
-        await self._writes.run(
+        delete = self._writes.run(
             thread_id, "delete_thread", f"thread {thread_id}", lambda: self._delete_thread(thread_id)
         )
+        await self._wait_or_detach(asyncio.ensure_future(delete), f"delete_thread for thread {thread_id}")
 
     async def _delete_thread(self, thread_id: str) -> None:
         rows = await self._execute(queries.thread_delete(), {"threadId": thread_id})
@@ -467,10 +493,8 @@ def _element_source(element: Element) -> bytes | Path | None:
     return bytes(content) if content else None
 
 
-def _log_opened(url: URL, embedded: bool) -> None:
-    logger.info(
-        "Database pool open on %s%s", url.render_as_string(hide_password=True), " (embedded)" * embedded
-    )
+def _log_opened(url: DatabaseUrl, embedded: bool) -> None:
+    logger.info("Database pool open on %s%s", url.display, " (embedded)" * embedded)
 
 
 def _thread_name(name: object, metadata: Mapping[str, Any] | None) -> str | None:

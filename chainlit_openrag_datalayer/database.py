@@ -9,22 +9,29 @@ SQLAlchemy's async engine and ~230 µs as the same SQL on asyncpg: the per-call 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from sqlalchemy import Executable
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
-from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from . import migrations, normalise
 from .config import Settings
-from .embedded import EmbeddedPostgres
+from .connection import DatabaseUrl, behind_pooler
+from .embedded import EmbeddedPostgres, require_embedded_postgres
+from .errors import DatabaseUnavailableError, DataLayerError
 
-OnOpen = Callable[[URL, bool], None]
+logger = logging.getLogger(__name__)
+
+OnOpen = Callable[[DatabaseUrl, bool], None]
 Row = Mapping[str, Any]  # an asyncpg.Record
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 
@@ -52,42 +59,64 @@ class CompiledStatement:
 
 
 class Database:
-    """One asyncpg pool per process, created on first use; ``on_open(url, embedded)`` is told once."""
+    """One asyncpg pool per process, opened on first use; ``on_open(url, embedded)`` is told once.
+
+    Calls a user waits on and the background write queue share the pool, but background writes hold at
+    most ``write_slots(pool_size)`` connections: the others stay free for the calls Chainlit awaits.
+    """
 
     def __init__(self, settings: Settings, on_open: OnOpen) -> None:
         self.settings = settings
         self.statements_sent = 0  # what tests count: one per round trip
+        self.behind_pooler = False
         self._on_open = on_open
         self._embedded: EmbeddedPostgres | None = None
         self._pool: asyncpg.Pool | None = None
-        self._lock = asyncio.Lock()
+        self._opening: asyncio.Task[asyncpg.Pool] | None = None
+        self._write_slots = asyncio.Semaphore(write_slots(settings.pool_size))
         self._compiled: dict[int, tuple[Executable, CompiledStatement]] = {}
+        self._releasing: set[asyncio.Future[None]] = set()
 
     async def pool(self) -> asyncpg.Pool:
-        """The pool, checked against the migration head before its first use."""
-        if self._pool is None:
-            async with self._lock:
-                if self._pool is None:
-                    self._pool = await self._open()
-        return self._pool
+        """The pool, checked against the migration head before its first use.
+
+        Opening runs once, as a task of its own: a caller that stops waiting (its deadline passed)
+        leaves it running for the next one; a failed opening is tried again by the next call.
+        """
+        if self._pool is not None:
+            return self._pool
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._open())
+            self._opening.add_done_callback(self._opened)
+        return await asyncio.shield(self._opening)
+
+    def _opened(self, opening: asyncio.Task[asyncpg.Pool]) -> None:
+        if self._opening is opening:
+            self._opening = None
+        if not opening.cancelled() and opening.exception() is None:
+            self._pool = opening.result()
 
     async def _open(self) -> asyncpg.Pool:
         url = self.settings.database_url
         if url is None:  # zero-setup default: an embedded server, migrated on first use
             self._embedded = EmbeddedPostgres(self.settings.embedded_dir)
             url = await asyncio.to_thread(self._embedded.start)
+        connector = self.settings.connector(url)
         if self._embedded is not None or self.settings.auto_migrate:
             # Workers starting together wait on an advisory lock; existing schemas are not converted here.
-            await migrations.upgrade_async(url, adopt=False)
-        await migrations.check_url(url)
-        pool = await asyncpg.create_pool(
-            **_connect_arguments(url),
-            min_size=1,
+            await migrations.upgrade_async(connector, adopt=False)
+        async with connector.connection() as connection:
+            await migrations.check(connection)
+            self.behind_pooler = await behind_pooler(connection)
+        if self.behind_pooler:
+            logger.info("A pooler (PgBouncer?) is in front of PostgreSQL: statements are sent unnamed")
+        pool = await connector.create_pool(
             max_size=self.settings.pool_size,
+            prepared_statements=not self.behind_pooler,
             init=_set_codecs,
             reset=_keep_session,
         )
-        self._on_open(url, self._embedded is not None)
+        self._on_open(connector.url, self._embedded is not None)
         return pool
 
     def compiled(self, statement: Executable) -> CompiledStatement:
@@ -98,40 +127,98 @@ class Database:
             self._compiled[id(statement)] = cached
         return cached[1]
 
-    async def execute(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Row]:
-        """Run one statement on a pooled connection: one round trip."""
+    async def execute(
+        self, statement: Executable, params: Mapping[str, Any], *, background: bool = False
+    ) -> Sequence[Row]:
+        """Run one statement on a pooled connection: one round trip, bounded by the statement timeout.
+
+        A ``background`` write first waits for one of its slots, so that writes never take the
+        connections kept for the calls a user waits on.
+        """
         compiled = self.compiled(statement)
         arguments = compiled.arguments(params)
         self.statements_sent += 1
-        async with (await self.pool()).acquire() as connection:
-            rows: Sequence[Row] = await connection.fetch(compiled.sql, *arguments)
+        pool = await self.pool()
+        async with self._write_slots if background else contextlib.nullcontext():
+            connection = await pool.acquire()
+            try:
+                rows: Sequence[Row] = await connection.fetch(compiled.sql, *arguments)
+            except BaseException:
+                # Cut short (a timeout): the cancel request may take a connect timeout to reach a
+                # hung server, and the pool waits for it before taking the connection back.
+                self._release_later(pool, connection)
+                raise
+            await pool.release(connection)
         return rows
+
+    def _release_later(self, pool: asyncpg.Pool, connection: asyncpg.Connection) -> None:
+        release = asyncio.ensure_future(pool.release(connection))
+        self._releasing.add(release)
+        release.add_done_callback(self._released)
+
+    def _released(self, release: asyncio.Future[None]) -> None:
+        self._releasing.discard(release)
+        if not release.cancelled() and release.exception() is not None:
+            logger.debug("A connection could not be released: %r", release.exception())
 
     async def close(self) -> None:
         """Close the pool and stop the embedded server this process started; safe twice."""
+        opening, self._opening = self._opening, None
+        if opening is not None:
+            # An opening in progress (a server starting) gets a moment to finish before it is cancelled.
+            await asyncio.wait({opening}, timeout=self.settings.connect_timeout)
+            opening.cancel()
+            with contextlib.suppress(BaseException):
+                self._pool = self._pool or await opening
         pool, self._pool = self._pool, None
         if pool is not None:
-            await pool.close()
+            try:
+                await asyncio.wait_for(pool.close(), self.settings.connect_timeout)
+            except asyncio.TimeoutError:  # connections stuck on a stalled server
+                pool.terminate()
         embedded, self._embedded = self._embedded, None
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
 
 
-def _connect_arguments(url: URL) -> dict[str, Any]:
-    """asyncpg's own arguments: no DSN quoting, so any password works; ``?host=`` may be a socket dir."""
-    query = dict(url.query)
-    arguments: dict[str, Any] = {
-        "host": url.host or query.pop("host", None),
-        "port": url.port,
-        "user": url.username,
-        "password": url.password,
-        "database": url.database,
-    }
-    if "ssl" in query:
-        arguments["ssl"] = query.pop("ssl")
-    if query:
-        arguments["server_settings"] = {key: str(value) for key, value in query.items()}
-    return {key: value for key, value in arguments.items() if value is not None}
+def write_slots(pool_size: int) -> int:
+    """Connections background writes may hold: a quarter of the pool (at least one) stays for requests."""
+    return max(1, pool_size - max(1, pool_size // 4))
+
+
+def check_ready(settings: Settings) -> None:
+    """Blocking: raise what to fix when history could not be stored (for the ``@cl.data_layer`` factory).
+
+    The server must answer and its schema be at this package's head (``DATABASE_AUTO_MIGRATE`` first
+    brings it there); without ``DATABASE_URL`` the ``[embedded]`` extra must be installed.
+    """
+    if settings.database_url is None:
+        require_embedded_postgres()
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="openrag-datalayer-check") as executor:
+        executor.submit(asyncio.run, _check_ready(settings)).result()
+
+
+async def _check_ready(settings: Settings) -> None:
+    connector = settings.connector()
+    try:
+        if settings.auto_migrate:
+            await migrations.upgrade_async(connector, adopt=False)
+        async with connector.connection() as connection:
+            await migrations.check(connection)
+    except DataLayerError:
+        raise
+    except (
+        OSError,
+        asyncio.TimeoutError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        SQLAlchemyError,
+    ) as error:
+        raise DatabaseUnavailableError(
+            f"cannot use the database at {connector.url.display} ({type(error).__name__}: {error}). "
+            "Check DATABASE_URL and that PostgreSQL accepts connections from here."
+        ) from error
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:

@@ -6,13 +6,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from uuid import uuid4
 
+import asyncpg
 import httpx
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import adoption, migrations
 from .config import Settings
+from .connection import Connector, behind_pooler
 from .errors import DataLayerError
 from .errors import describe as describe_error
 from .storage import ElementStorage, LocalStorage, PresigningStorage, describe, storage_for
@@ -31,25 +31,26 @@ class Check:
     detail: str
 
 
-async def _database(engine: AsyncEngine) -> str:
+async def _database(connector: Connector) -> str:
     try:
-        async with engine.connect() as connection:
-            version = await connection.scalar(text("SHOW server_version"))
-    except (OSError, SQLAlchemyError) as error:
-        where = engine.url.render_as_string(hide_password=True)
+        async with connector.connection() as connection:
+            version = await connection.fetchval("SHOW server_version")
+            pooled = await behind_pooler(connection)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
         raise DataLayerError(
-            f"cannot connect to {where} ({describe_error(error)}). Check DATABASE_URL "
+            f"cannot connect to {connector.url.display} ({describe_error(error)}). Check DATABASE_URL "
             "(host, port, user, password, database name) and that PostgreSQL accepts connections from here."
         ) from error
-    return f"PostgreSQL {version}"
+    return f"PostgreSQL {version}{' behind a pooler (statements sent unnamed)' if pooled else ''}"
 
 
-async def _schema(engine: AsyncEngine) -> str:
+async def _schema(connector: Connector, engine: AsyncEngine) -> str:
     async with engine.connect() as connection:
         shape = (await connection.run_sync(adoption.detect)).shape
     if shape is not adoption.Shape.MANAGED:
         raise DataLayerError(f"the database is {shape.value}. Run: {migrations.UPGRADE_COMMAND}")
-    await migrations.check(engine)
+    async with connector.connection() as connection:
+        await migrations.check(connection)
     return f"at head {migrations.head_revision()}"
 
 
@@ -118,13 +119,14 @@ async def _run(name: str, work: Callable[[], Awaitable[str]]) -> Check:
 async def diagnose(settings: Settings, app_url: str | None = None) -> list[Check]:
     """Database reachable, schema at head, bucket writable, element URL round trip; with ``app_url`` (the
     chat's address), the layer's file route answers there."""
-    engine = create_async_engine(settings.require_database_url(), pool_size=1)
+    connector = settings.cli_connector()
+    engine = connector.engine()
     storage = storage_for(settings)
     key = f"doctor/{uuid4()}.txt"
     try:
-        checks = [await _run("database reachable", lambda: _database(engine))]
+        checks = [await _run("database reachable", lambda: _database(connector))]
         if checks[0].ok:
-            checks.append(await _run("schema at head", lambda: _schema(engine)))
+            checks.append(await _run("schema at head", lambda: _schema(connector, engine)))
         checks.append(await _run("storage writable", lambda: _bucket(storage, key)))
         if checks[-1].ok:
             checks.append(await _run("element URL round trip", lambda: _round_trip(settings, storage, key)))

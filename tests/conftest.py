@@ -16,8 +16,10 @@ if TYPE_CHECKING:
     from tests.cli_support import InProcessCli
 
 from tests import services
+from tests.secure_postgres import SecurePostgres, running_secure_postgres
 from tests.services import (
     MotoS3Server,
+    PgBouncer,
     PostgresServer,
     running_postgres,
 )
@@ -45,6 +47,9 @@ ENVIRONMENT_KEYS_TO_CLEAR = (
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "openrag: runs against OpenRAGDataLayer")
     config.addinivalue_line("markers", "builtin: runs against Chainlit's built-in ChainlitDataLayer")
+    config.addinivalue_line(
+        "markers", "pgbouncer: runs against OpenRAGDataLayer through PgBouncer in transaction mode"
+    )
     config.addinivalue_line(
         "markers",
         "builtin_fails(reason, strict=True): the built-in ChainlitDataLayer is known to get this wrong"
@@ -83,6 +88,25 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
 def postgres_server() -> Iterator[PostgresServer]:
     """A throwaway PostgreSQL cluster on a free loopback port for the whole session."""
     with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(postgres_server: PostgresServer) -> Iterator[PgBouncer]:
+    """PgBouncer in transaction mode in front of the session's server: two server connections per
+    database, fewer than a layer's pool opens."""
+    bouncer = PgBouncer(postgres_server, server_pool=2)
+    bouncer.start()
+    try:
+        yield bouncer
+    finally:
+        bouncer.stop()
+
+
+@pytest.fixture(scope="session")
+def secure_postgres() -> Iterator[SecurePostgres]:
+    """A second cluster for the session, configured like production: TLS, passwords, client certificates."""
+    with running_secure_postgres() as server:
         yield server
 
 
@@ -148,5 +172,20 @@ async def openrag_layer(
 
     await upgrade_async(database_url)
     layer = OpenRAGDataLayer(Settings.from_env({"DATABASE_URL": database_url, **s3_environ}))
+    yield layer
+    await layer.close()
+
+
+@pytest.fixture
+async def pgbouncer_layer(
+    pgbouncer: PgBouncer, database_url: str, s3_environ: dict[str, str], chainlit_context: None
+) -> AsyncIterator[OpenRAGDataLayer]:
+    """OpenRAGDataLayer through PgBouncer, migrated and checked through it too."""
+    from chainlit_openrag_datalayer import OpenRAGDataLayer
+    from chainlit_openrag_datalayer.migrations import upgrade_async
+
+    url = pgbouncer.url(database_url)
+    await upgrade_async(url)
+    layer = OpenRAGDataLayer.from_env({"DATABASE_URL": url, **s3_environ})
     yield layer
     await layer.close()

@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,16 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def silent_listener() -> Iterator[int]:
+    """A loopback port that accepts connections (the kernel completes the handshake) and never answers:
+    a stalled server, or a host whose packets vanish."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        sock.listen(128)
+        yield int(sock.getsockname()[1])
 
 
 def postgres_bin_dir() -> Path:
@@ -86,6 +97,18 @@ class PostgresServer:
         }
         with (self.data_dir / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+
+    def configure(self, settings: dict[str, str], hba_lines: list[str]) -> None:
+        """Before ``start()``: add server settings, and ``pg_hba.conf`` lines ahead of the others."""
+        with (self.data_dir / "postgresql.conf").open("a") as conf:
+            conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+        hba = self.data_dir / "pg_hba.conf"
+        hba.write_text("\n".join([*hba_lines, hba.read_text()]))
+
+    def own(self, path: Path) -> None:
+        """Give ``path`` to the server's user (as root the server runs as ``postgres``)."""
+        if self._as_root:
+            shutil.chown(path, "postgres", "postgres")
 
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
@@ -146,6 +169,68 @@ def running_postgres() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.remove()
+
+
+PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+
+
+class PgBouncer:
+    """Debian's PgBouncer in transaction mode in front of ``upstream``, with ``server_pool`` server
+    connections per database, on a loopback port. It refuses to run as root: as root it runs as ``postgres``.
+    """
+
+    host = LOOPBACK
+
+    def __init__(self, upstream: PostgresServer, server_pool: int = 2) -> None:
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="openrag-pgbouncer-"))
+        self.log_file = self.root / "pgbouncer.log"
+        config = {
+            "listen_addr": self.host,
+            "listen_port": str(self.port),
+            "unix_socket_dir": "",
+            "auth_type": "trust",
+            "auth_file": str(self.root / "users.txt"),
+            "pool_mode": "transaction",
+            "default_pool_size": str(server_pool),
+            "max_client_conn": "500",
+            "logfile": str(self.log_file),
+        }
+        (self.root / "users.txt").write_text('"postgres" ""\n')
+        (self.root / "pgbouncer.ini").write_text(
+            f"[databases]\n* = host={upstream.host} port={upstream.port}\n[pgbouncer]\n"
+            + "".join(f"{key} = {value}\n" for key, value in config.items())
+        )
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def url(self, database_url: str) -> str:
+        """``database_url`` (a database of the upstream server) reached through PgBouncer."""
+        database = database_url.rsplit("/", 1)[1]
+        return f"postgresql://postgres@{self.host}:{self.port}/{database}"
+
+    def start(self) -> None:
+        command = [PGBOUNCER, str(self.root / "pgbouncer.ini")]
+        if os.geteuid() == 0:
+            for path in (self.root, *self.root.iterdir()):
+                shutil.chown(path, "postgres", "postgres")
+            command = ["runuser", "-u", "postgres", "--", *command]
+        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(300):
+            if self._process.poll() is not None:
+                log = self.log_file.read_text() if self.log_file.exists() else ""
+                raise RuntimeError(f"pgbouncer exited with {self._process.returncode}:\n{log}")
+            with socket.socket() as probe:
+                if probe.connect_ex((self.host, self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"pgbouncer did not listen on {self.port}")
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            process.terminate()
+            process.wait(30)
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 class MotoS3Server:

@@ -1,4 +1,4 @@
-"""Settings.from_env: OpenRAG's variable names, URL conversion, and errors that name the variable."""
+"""Settings.from_env: OpenRAG's variable names, defaults, and errors that name the variable."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from chainlit_openrag_datalayer import ConfigurationError, Settings
-from chainlit_openrag_datalayer.config import parse_database_url
 
 S3 = {
     "BUCKET_NAME": "files",
@@ -15,26 +14,6 @@ S3 = {
     "APP_AWS_SECRET_KEY": "sk",
     "APP_AWS_REGION": "eu-west-3",
 }
-
-
-@pytest.mark.parametrize(
-    "raw",
-    [
-        "postgresql://chainlit:p%40ss%3Aw%2Frd%3F%23%25@rdb:5432/chainlit",  # percent-encoded
-        "postgresql://chainlit:p@ss:w/rd?#%@rdb:5432/chainlit",  # raw
-    ],
-)
-def test_passwords_with_url_characters_survive(raw: str) -> None:
-    """Both spellings of a password with @:/?#% give the same asyncpg URL."""
-    url = parse_database_url(raw)
-    assert (url.drivername, url.username, url.password) == ("postgresql+asyncpg", "chainlit", "p@ss:w/rd?#%")
-    assert (url.host, url.port, url.database) == ("rdb", 5432, "chainlit")
-
-
-def test_sslmode_becomes_asyncpg_ssl() -> None:
-    """libpq's sslmode is passed on as asyncpg's ssl."""
-    url = parse_database_url("postgres://u:p@db/chainlit?sslmode=require")
-    assert dict(url.query) == {"ssl": "require"}
 
 
 def test_openrag_environment_is_read() -> None:
@@ -49,6 +28,13 @@ def test_openrag_environment_is_read() -> None:
         "http://minio:9000",
     )
     assert (settings.served_urls, settings.url_expiry_seconds) == (False, 3600)
+
+
+def test_timeouts_are_read_in_seconds() -> None:
+    """The three timeouts take decimal seconds; the defaults are 10, 10 and 3600."""
+    assert (Settings.from_env({}).connect_timeout, Settings.from_env({}).cli_statement_timeout) == (10, 3600)
+    settings = Settings.from_env({"DATABASE_CONNECT_TIMEOUT": "2.5", "DATABASE_STATEMENT_TIMEOUT": "30"})
+    assert (settings.connect_timeout, settings.statement_timeout) == (2.5, 30)
 
 
 def test_nothing_set_means_the_development_defaults() -> None:
@@ -74,6 +60,10 @@ def test_nothing_set_means_the_development_defaults() -> None:
         ({"DATABASE_AUTO_MIGRATE": "perhaps"}, "DATABASE_AUTO_MIGRATE"),
         ({"MAX_PENDING_WRITE_MB": "0"}, "MAX_PENDING_WRITE_MB"),
         ({"MAX_PENDING_WRITE_MB": "1.5"}, "MAX_PENDING_WRITE_MB"),
+        ({"DATABASE_CONNECT_TIMEOUT": "0"}, "DATABASE_CONNECT_TIMEOUT"),
+        ({"DATABASE_STATEMENT_TIMEOUT": "soon"}, "DATABASE_STATEMENT_TIMEOUT"),
+        ({"CLI_STATEMENT_TIMEOUT": "-1"}, "CLI_STATEMENT_TIMEOUT"),
+        ({"WRITE_RETRY_SECONDS": "0"}, "WRITE_RETRY_SECONDS"),
     ],
 )
 def test_bad_settings_fail_naming_the_variable(environ: dict[str, str], named: str) -> None:

@@ -1,6 +1,7 @@
 """The `layer` fixture: every conformance test runs against OpenRAGDataLayer and Chainlit's ChainlitDataLayer.
 
-`-m openrag` or `-m builtin` picks one. `builtin_fails(reason)` marks an xfail for the built-in layer.
+`-m openrag` or `-m builtin` picks one; `-m pgbouncer` runs ours through PgBouncer in transaction mode.
+`builtin_fails(reason)` marks an xfail for the built-in layer.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ async def builtin_layer(database_url: str, stored_objects: StoredObjects) -> Asy
     params=[
         pytest.param("openrag_layer", marks=pytest.mark.openrag, id="openrag"),
         pytest.param("builtin_layer", marks=pytest.mark.builtin, id="builtin"),
+        pytest.param("pgbouncer_layer", marks=pytest.mark.pgbouncer, id="pgbouncer"),
     ]
 )
 def layer(request: pytest.FixtureRequest) -> BaseDataLayer:

@@ -15,7 +15,7 @@ from _pytest.terminal import TerminalReporter
 from chainlit.context import init_http_context
 
 from chainlit_openrag_datalayer import OpenRAGDataLayer, Settings
-from chainlit_openrag_datalayer.config import parse_database_url
+from chainlit_openrag_datalayer.connection import parse_database_url
 from chainlit_openrag_datalayer.migrations import upgrade_async
 from tests.reliability.figures import FIGURES
 from tests.services import LOOPBACK, free_port
@@ -25,7 +25,8 @@ LayerFactory = Callable[..., Awaitable[OpenRAGDataLayer]]
 
 
 def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
-    if FIGURES.sessions or FIGURES.inputs_tried or FIGURES.outages or FIGURES.workers or FIGURES.shutdowns:
+    figures = (FIGURES.sessions, FIGURES.inputs_tried, FIGURES.outages, FIGURES.workers, FIGURES.shutdowns)
+    if any(figures) or FIGURES.stalls:
         terminalreporter.write_sep("=", "reliability figures")
         for line in FIGURES.lines():
             terminalreporter.write_line(line)

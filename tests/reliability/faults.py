@@ -16,7 +16,8 @@ from tests.services import LOOPBACK, free_port
 
 
 class CuttableProxy:
-    """A loopback TCP proxy to `upstream_url`; `cut()` drops every connection and stops listening."""
+    """A loopback TCP proxy to `upstream_url`; `cut()` drops every connection and stops listening;
+    `stall()` keeps them all open and forwards nothing more (a hung server, a half-dead network)."""
 
     def __init__(self, upstream_url: str) -> None:
         parts = urlsplit(upstream_url)
@@ -25,12 +26,22 @@ class CuttableProxy:
         self.url = f"http://{LOOPBACK}:{self.port}"
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, LOOPBACK, self.port, reuse_address=True)
 
+    def stall(self) -> None:
+        """Accept and hold connections, forward nothing, until `resume()`."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
     async def cut(self) -> None:
         """Refuse new connections and reset the open ones."""
+        self._flowing.set()  # stalled handlers see their transports aborted and end
         server, self._server = self._server, None
         if server is not None:
             server.close()
@@ -41,6 +52,7 @@ class CuttableProxy:
             await server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._flowing.wait()
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self._upstream)
         except OSError:
@@ -48,16 +60,19 @@ class CuttableProxy:
             return
         self._writers |= {writer, upstream_writer}
         try:
-            await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
+            await asyncio.gather(
+                _pipe(reader, upstream_writer, self._flowing), _pipe(upstream_reader, writer, self._flowing)
+            )
         finally:
             for end in (writer, upstream_writer):
                 self._writers.discard(end)
                 end.transport.abort()
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event) -> None:
     with contextlib.suppress(OSError, asyncio.IncompleteReadError):
         while data := await reader.read(65536):
+            await flowing.wait()
             writer.write(data)
             await writer.drain()
     with contextlib.suppress(OSError, RuntimeError):

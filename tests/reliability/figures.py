@@ -21,6 +21,7 @@ class Figures:
     lost_writes: int = 0
     workers: int = 0
     shutdowns: list[tuple[str, int, float]] = field(default_factory=list)  # (set-up, writes pending, seconds)
+    stalls: list[tuple[str, float, float]] = field(default_factory=list)  # (call, bound, seconds to end)
 
     def tried(self, what: str, count: int = 1) -> None:
         self.inputs_tried[what] = self.inputs_tried.get(what, 0) + count
@@ -40,6 +41,9 @@ class Figures:
                 f"SIGTERM to a mounted app ({setup}): {pending} writes pending, all stored, "
                 f"exit after {seconds:.1f} s"
             )
+        for call, bound, seconds in self.stalls:
+            ended = f"{call} ended after {seconds:.2f} s (bound {bound:g} s)"
+            lines.append(f"stalled or blocked database: {ended}")
         if self.workers:
             lines.append(f"workers started at once against an empty database: {self.workers}")
         detail = ", ".join(f"{name} {count}" for name, count in sorted(self.inputs_tried.items()))

@@ -13,10 +13,9 @@ import chainlit as cl
 import pytest
 from chainlit.types import Feedback
 from chainlit.user import User
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chainlit_openrag_datalayer import OpenRAGDataLayer, WriteRefusedError, maintenance
-from chainlit_openrag_datalayer.config import parse_database_url
+from chainlit_openrag_datalayer import OpenRAGDataLayer, Settings, WriteRefusedError, maintenance
 from tests.conformance.factories import step_dict
 from tests.reliability.conftest import LayerFactory
 from tests.reliability.faults import StalledStorage
@@ -62,7 +61,7 @@ class Chat:
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     """What the operations commands (`erase-user`, `purge`) run on."""
-    engine = create_async_engine(parse_database_url(database_url))
+    engine = Settings.from_env({"DATABASE_URL": database_url}).cli_connector().engine()
     yield engine
     await engine.dispose()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chainlit_openrag_datalayer import sweep
 from chainlit_openrag_datalayer.storage import ElementStorage
@@ -34,7 +34,7 @@ async def deployment(database_url: str, s3_environ: dict[str, str]) -> AsyncIter
 
 @pytest.fixture
 async def engine(deployment: Deployment) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(deployment.layer.settings.require_database_url())
+    engine = deployment.layer.settings.cli_connector().engine()
     yield engine
     await engine.dispose()
 
