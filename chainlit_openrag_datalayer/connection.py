@@ -177,15 +177,15 @@ class Connector:
 
     ``statement_timeout`` is enforced by the client (asyncpg's ``command_timeout``): a statement that
     runs longer is cancelled on the server and fails with ``TimeoutError``. It works through PgBouncer,
-    which refuses ``statement_timeout`` as a start-up parameter. ``None`` means no bound.
+    which refuses ``statement_timeout`` as a start-up parameter.
     """
 
     url: DatabaseUrl
     connect_timeout: float = 10.0
-    statement_timeout: float | None = 10.0
+    statement_timeout: float = 10.0
     connect_args: Mapping[str, Any] = field(default_factory=dict)
 
-    def with_statement_timeout(self, seconds: float | None) -> Connector:
+    def with_statement_timeout(self, seconds: float) -> Connector:
         return replace(self, statement_timeout=seconds)
 
     async def connect(self, *, prepared_statements: bool = True) -> asyncpg.Connection:

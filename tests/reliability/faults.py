@@ -41,24 +41,28 @@ class CuttableProxy:
 
     async def cut(self) -> None:
         """Refuse new connections and reset the open ones."""
-        self._flowing.set()  # stalled handlers see their transports aborted and end
         server, self._server = self._server, None
         if server is not None:
             server.close()
         for writer in list(self._writers):
             writer.transport.abort()
         self._writers.clear()
+        self._flowing.set()  # connections held by a stall end: their transports are closed
         if server is not None:
             await server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await self._flowing.wait()
+        self._writers.add(writer)
+        await self._flowing.wait()  # a stalled proxy holds new connections too
         try:
+            if self._server is None:  # cut meanwhile
+                raise ConnectionResetError
             upstream_reader, upstream_writer = await asyncio.open_connection(*self._upstream)
         except OSError:
+            self._writers.discard(writer)
             writer.transport.abort()
             return
-        self._writers |= {writer, upstream_writer}
+        self._writers.add(upstream_writer)
         try:
             await asyncio.gather(
                 _pipe(reader, upstream_writer, self._flowing), _pipe(upstream_reader, writer, self._flowing)
