@@ -85,10 +85,16 @@ class Database:
         """
         if self._pool is not None:
             return self._pool
-        if self._opening is None:
-            self._opening = asyncio.ensure_future(self._open())
-            self._opening.add_done_callback(self._opened)
-        return await asyncio.shield(self._opening)
+        opening = self._opening
+        if opening is None:
+            opening = self._opening = asyncio.ensure_future(self._open())
+            opening.add_done_callback(self._opened)
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            if opening.cancelled():  # close() gave up on it, not a cancellation of this call
+                raise DatabaseUnavailableError("the layer closed while the database was opening") from None
+            raise
 
     def _opened(self, opening: asyncio.Task[asyncpg.Pool]) -> None:
         if self._opening is opening:

@@ -119,10 +119,15 @@ async def retrying(policy: RetryPolicy, action: str, subject: str, work: Callabl
 
 
 async def _within(seconds: float, work: Callable[[], Awaitable[T]]) -> T:
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            return await work()
-    return await asyncio.wait_for(work(), seconds)  # pragma: no cover  # Python 3.10
+    """``work()``, cancelled after ``seconds``: then a plain ``TimeoutError`` (logs name it, not the
+    ``CancelledError`` that asyncio's timeout raises inside)."""
+    try:
+        if sys.version_info >= (3, 11):
+            async with asyncio.timeout(seconds):
+                return await work()
+        return await asyncio.wait_for(work(), seconds)  # pragma: no cover  # Python 3.10
+    except asyncio.TimeoutError:
+        raise TimeoutError(f"no answer within {seconds:.3g} s") from None
 
 
 @dataclass(order=True)
