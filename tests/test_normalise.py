@@ -1,15 +1,214 @@
-"""The secret rule on its own (no services): which keys and URL parameters are left out, and which survive."""
+"""Normalisation on its own (no services): text, column values, JSON and timestamps as stored, then the
+secret rule (which keys and URL parameters are left out, and which survive)."""
 
 from __future__ import annotations
 
+import enum
+import json
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import pytest
+from hypothesis import given
 from literalai import ChatGeneration
 from pydantic import BaseModel
 
-from chainlit_openrag_datalayer.normalise import normalised_key, redact, redact_url
+from chainlit_openrag_datalayer.normalise import (
+    MAX_JSON_DEPTH,
+    TOO_DEEP,
+    approximate_size,
+    clean_text,
+    dumps,
+    iso_utc,
+    json_object,
+    json_safe,
+    loads,
+    normalised_key,
+    optional_bool,
+    optional_int32,
+    optional_text,
+    parse_timestamp,
+    redact,
+    redact_url,
+    text_list,
+)
+from tests.reliability.inputs import EXAMPLES, METADATA, TEXT, Opaque, nested
+from tests.reliability.oracle import as_json, normalised, same_json
+
+# --- text and column values ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("plain", "plain"),
+        ("a\x00b", "a\ufffdb"),
+        ("lone \ud800 and \udfff", "lone \ufffd and \ufffd"),
+        ("ü 😀 \u202e", "ü 😀 \u202e"),
+        ("", ""),
+    ],
+)
+def test_nul_and_lone_surrogates_become_the_replacement_character(sent: str, stored: str) -> None:
+    assert clean_text(sent) == stored
+
+
+@EXAMPLES
+@given(text=TEXT)
+def test_any_text_becomes_storable_utf8(text: str) -> None:
+    cleaned = clean_text(text)
+    assert cleaned == normalised(text) and "\x00" not in cleaned
+    cleaned.encode("utf-8")  # raises on a lone surrogate
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"), [(None, None), ("a\x00", "a\ufffd"), (3, "3"), ({"k": [1, "é"]}, '{"k": [1, "é"]}')]
+)
+def test_text_columns_take_text_or_json(sent: object, stored: str | None) -> None:
+    assert optional_text(sent) == stored
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        (True, True), (False, False), (None, None), (1, True), (0, False), (2.5, True), (0.0, False),
+        (float("nan"), None), ("TRUE", True), (" yes ", True), ("on", True), ("1", True), ("Off", False),
+        ("no", False), ("0", False), ("", False), ("maybe", None), ([True], None),
+    ],
+)  # fmt: skip
+def test_boolean_columns_read_the_documented_words(sent: object, stored: bool | None) -> None:
+    assert optional_bool(sent) == stored
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [(3, 3), (3.0, 3), (3.5, None), (2**31 - 1, 2**31 - 1), (2**31, None), (-(2**31), -(2**31)),
+     (True, None), ("3", None), (None, None)],
+)  # fmt: skip
+def test_integer_columns_take_integers_postgresql_can_hold(sent: object, stored: int | None) -> None:
+    assert optional_int32(sent) == stored
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [(None, None), ("rag", ["rag"]), (["a", None, 1], ["a", "1"]), (("x\x00",), ["x\ufffd"]),
+     ({"b", "a"}, ["a", "b"]), (5, ["5"]), ({"k": 1}, ['{"k": 1}'])],
+)  # fmt: skip
+def test_tags_become_a_list_of_text(sent: object, stored: list[str] | None) -> None:
+    assert text_list(sent) == stored
+
+
+def test_approximate_size_counts_text_and_bytes_and_eight_per_other_item() -> None:
+    assert approximate_size({"ab": [b"cde", 1, None], "f": "é"}) == 2 + 3 + 8 + 8 + 1 + 1
+    assert approximate_size(nested(10_000, "x")) == 1 + 5 * 5_000  # deep values are walked, not recursed
+
+
+# --- JSON ------------------------------------------------------------------------------------
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+@dataclass
+class Point:
+    x: int
+    y: int
+
+
+class Model(BaseModel):
+    name: str
+
+
+UTC_NOON = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
+PLUS_TWO = timezone(timedelta(hours=2))
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        (float("nan"), None), (float("inf"), None), (Decimal("1.5"), 1.5), (Decimal("NaN"), None),
+        (UTC_NOON, "2024-05-01T12:00:00.000000Z"),
+        (datetime(2024, 5, 1, 14, tzinfo=timezone(timedelta(hours=2))), "2024-05-01T12:00:00.000000Z"),
+        (datetime(2024, 5, 1, 12), "2024-05-01T12:00:00.000000Z"), (date(2024, 5, 1), "2024-05-01"),
+        (b"caf\xc3\xa9", "café"), (b"\xff\xfe", "//4="), (bytearray(b"ab"), "ab"),
+        (Colour.RED, "red"), (UUID(int=1), "00000000-0000-0000-0000-000000000001"),
+        (Point(1, 2), {"x": 1, "y": 2}), (Model(name="n"), {"name": "n"}),
+        ({3, 1, 2}, [1, 2, 3]), ((1, "a"), [1, "a"]), ({1: "a", None: "b"}, {"1": "a", "None": "b"}),
+        (Opaque("o\x00"), "Opaque(o\ufffd)"),
+    ],
+    ids=repr,
+)  # fmt: skip
+def test_values_json_cannot_hold_become_the_documented_json(value: object, stored: object) -> None:
+    assert json_safe(value) == stored
+
+
+def test_nesting_past_the_limit_becomes_a_marker() -> None:
+    kept, cut = json_safe(nested(MAX_JSON_DEPTH - 1, "leaf")), json_safe(nested(MAX_JSON_DEPTH + 5, "leaf"))
+    assert json.dumps(kept).count("leaf") == 1 and TOO_DEEP not in json.dumps(kept)
+    assert json.dumps(cut).count(TOO_DEEP) == 1 and "leaf" not in json.dumps(cut)
+
+
+@EXAMPLES
+@given(metadata=METADATA)
+def test_dumps_writes_the_documented_json_for_anything(metadata: dict[Any, Any]) -> None:
+    """What the engine sends to jsonb: valid JSON (no NaN), equal to the documented normalisation."""
+    constants: list[str] = []  # NaN, Infinity: JSON has none, jsonb refuses them
+    assert same_json(json.loads(dumps(metadata), parse_constant=constants.append), as_json(metadata))
+    assert constants == []
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"), [(None, {}), ({"a": 1}, {"a": 1}), (3, {"value": 3}), ("s", {"value": "s"})]
+)
+def test_metadata_columns_hold_an_object(value: object, stored: dict[str, Any]) -> None:
+    assert json_object(value) == stored
+
+
+def test_loads_reads_json_and_gives_a_fresh_empty_object() -> None:
+    first, second = loads("{}"), loads("{}")
+    first["changed"] = True
+    assert second == {} and loads('{"a": [1, "é"]}') == {"a": [1, "é"]}
+
+
+# --- timestamps ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sent", "parsed"),
+    [
+        ("2024-05-01T12:00:00Z", UTC_NOON), ("2024-05-01T12:00:00z", UTC_NOON),
+        ("2024-05-01T14:00:00+02:00", UTC_NOON), ("2024-05-01T12:00:00", UTC_NOON),
+        (" 2024-05-01T12:00:00.000000Z ", UTC_NOON), (UTC_NOON, UTC_NOON),
+        (datetime(2024, 5, 1, 12), UTC_NOON),
+        ("0001-01-01T00:00:00+05:00", None), ("9999-12-31T23:00:00-05:00", None),
+        ("", None), ("now", None), ("2024-13-45T25:61:61Z", None), (None, None), (1714564800, None),
+    ],
+    ids=repr,
+)  # fmt: skip
+def test_timestamps_parse_to_utc_or_none(sent: object, parsed: datetime | None) -> None:
+    result = parse_timestamp(sent)
+    assert result == parsed
+    assert result is None or result.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    ("moment", "text"),
+    [
+        (UTC_NOON, "2024-05-01T12:00:00.000000Z"),
+        (datetime(2024, 5, 1, 14, 0, 0, 5, tzinfo=PLUS_TWO), "2024-05-01T12:00:00.000005Z"),
+        (datetime(2024, 5, 1, 12), "2024-05-01T12:00:00.000000Z"),
+        (datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5))), "0001-01-01T00:00:00.000000+05:00"),
+    ],
+)  # fmt: skip
+def test_times_are_written_as_chainlit_writes_them(moment: datetime, text: str) -> None:
+    """UTC ISO-8601 with microseconds and a Z; a time with no UTC form in years 1-9999 keeps its own."""
+    assert iso_utc(moment) == text
+
+
+# --- secrets ---------------------------------------------------------------------------------
 
 SECRET = "s3cr3t-VALUE"
 
