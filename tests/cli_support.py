@@ -14,9 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import asyncpg
-import chainlit.data
 import pytest
-from chainlit.context import init_http_context
 
 from chainlit_openrag_datalayer import OpenRAGDataLayer, Settings
 from chainlit_openrag_datalayer.cli import main
@@ -65,13 +63,6 @@ class Deployment:
             thread_id,
             days,
         )
-
-
-async def chainlit_http_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An HTTP Chainlit context, so `@queue_until_user_message` methods run at once; no global data layer."""
-    monkeypatch.setattr(chainlit.data, "_data_layer", None)
-    monkeypatch.setattr(chainlit.data, "_data_layer_initialized", True)
-    init_http_context()
 
 
 async def open_deployment(database_url: str, s3_environ: dict[str, str]) -> AsyncIterator[Deployment]:

@@ -23,11 +23,11 @@ import pytest
 
 from chainlit_openrag_datalayer import sweep
 from chainlit_openrag_datalayer.cli import duration
-from tests.cli_support import Deployment, InProcessCli, chainlit_http_context, open_deployment, run_cli
+from tests.cli_support import Deployment, InProcessCli, open_deployment, run_cli
 from tests.prisma_schema import create_prisma_schema
 from tests.services import free_port
 
-chainlit_context = pytest.fixture(autouse=True)(chainlit_http_context)
+pytestmark = pytest.mark.usefixtures("chainlit_context")
 COMMANDS = ("upgrade", "current", "doctor", "purge", "export-user", "erase-user", "sweep", "feedback")
 
 

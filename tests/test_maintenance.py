@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chainlit_openrag_datalayer import maintenance, sweep
 from chainlit_openrag_datalayer.errors import DataLayerError
 from chainlit_openrag_datalayer.storage import ElementStorage
-from tests.cli_support import Deployment, chainlit_http_context, open_deployment
+from tests.cli_support import Deployment, open_deployment
 from tests.services import s3_client
 
-chainlit_context = pytest.fixture(autouse=True)(chainlit_http_context)
+pytestmark = pytest.mark.usefixtures("chainlit_context")
 
 
 @pytest.fixture

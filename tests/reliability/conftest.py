@@ -8,11 +8,9 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-import chainlit.data
 import pytest
 import uvicorn
 from _pytest.terminal import TerminalReporter
-from chainlit.context import init_http_context
 
 from chainlit_openrag_datalayer import OpenRAGDataLayer, Settings
 from chainlit_openrag_datalayer.connection import parse_database_url
@@ -33,12 +31,9 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
 
 
 @pytest.fixture(autouse=True)
-async def chainlit_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An HTTP Chainlit context, so `@queue_until_user_message` methods run at once; no global data layer."""
-    monkeypatch.setattr(chainlit.data, "_data_layer", None)
-    monkeypatch.setattr(chainlit.data, "_data_layer_initialized", True)
+def in_chainlit_context(chainlit_context: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every reliability test runs in an HTTP Chainlit context, with this suite's auth secret."""
     monkeypatch.setenv("CHAINLIT_AUTH_SECRET", AUTH_SECRET)
-    init_http_context()
 
 
 def layer_settings(database_url: str, files: Path, **overrides: Any) -> Settings:
