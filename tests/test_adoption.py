@@ -13,7 +13,7 @@ from chainlit.types import Pagination, ThreadFilter
 from chainlit_openrag_datalayer import OpenRAGDataLayer, Settings
 from chainlit_openrag_datalayer.errors import SchemaConflictError
 from chainlit_openrag_datalayer.migrations import upgrade_async
-from tests.cli_support import run_cli
+from tests.cli_support import InProcessCli
 from tests.conformance.objects import fetch as fetch_url
 from tests.legacy_data import Conversation, write_openrag_init_conversation, write_prisma_conversation
 from tests.openrag_init_schema import create_openrag_init_schema
@@ -228,10 +228,10 @@ async def test_adoption_reports_each_table_before_and_after_its_copy(
 
 
 async def test_upgrade_command_shows_adoption_progress_on_stderr(
-    prisma_talk: Conversation, database_url: str
+    prisma_talk: Conversation, database_url: str, cli: InProcessCli
 ) -> None:
     """An operator watching `upgrade` sees each table being copied, and the plan on stdout."""
-    result = run_cli({"DATABASE_URL": database_url}, "upgrade")
+    result = await cli({"DATABASE_URL": database_url}, "upgrade")
     assert result.returncode == 0, result.stderr
     assert 'copying "Step": 2 rows' in result.stderr
     assert 'copy "Step": 2 rows' in result.stdout

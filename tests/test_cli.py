@@ -40,20 +40,34 @@ async def deployment(database_url: str, s3_environ: dict[str, str]) -> AsyncIter
 # --- start-up, help and usage ------------------------------------------------------------------
 
 
-def test_help_answers_without_writing_to_the_current_directory(tmp_path: Path) -> None:
-    """A real process: `--help` lists every command and leaves its working directory empty (importing
-    Chainlit would write `.chainlit/` and `.files/` there)."""
-    result = run_cli({}, "--help", cwd=tmp_path)
+def imported(stderr: str) -> set[str]:
+    """The modules a process imported, from its `PYTHONPROFILEIMPORTTIME` report on stderr."""
+    lines = (
+        line.rpartition("|")[2].strip() for line in stderr.splitlines() if line.startswith("import time:")
+    )
+    return {module for module in lines if module and module != "imported package"}
+
+
+def test_help_answers_without_importing_chainlit_or_writing_to_the_current_directory(tmp_path: Path) -> None:
+    """A real process (this one has Chainlit imported): `--help` lists every command, imports no Chainlit
+    and leaves its working directory empty (Chainlit would write `.chainlit/` and `.files/` there)."""
+    result = run_cli({"PYTHONPROFILEIMPORTTIME": "1"}, "--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert all(command in result.stdout for command in COMMANDS)
+    modules = imported(result.stderr)
+    assert "chainlit_openrag_datalayer.cli" in modules
+    assert not {module for module in modules if module.partition(".")[0] == "chainlit"}
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_database_command_writes_nothing_to_the_current_directory(
+def test_a_database_command_imports_no_chainlit_and_writes_nothing_to_the_current_directory(
     database_url: str, tmp_path: Path
 ) -> None:
-    result = run_cli({"DATABASE_URL": database_url}, "current", cwd=tmp_path)
+    result = run_cli({"DATABASE_URL": database_url, "PYTHONPROFILEIMPORTTIME": "1"}, "current", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    modules = imported(result.stderr)
+    assert "asyncpg" in modules
+    assert not {module for module in modules if module.partition(".")[0] == "chainlit"}
     assert list(tmp_path.iterdir()) == []
 
 
