@@ -26,7 +26,7 @@ from uuid import uuid4
 import asyncpg
 from chainlit.step import StepDict
 
-from chainlit_openrag_datalayer import OpenRAGDataLayer, convert, queries
+from chainlit_openrag_datalayer import OpenRAGDataLayer, convert, write_queries
 
 from .layers import RAW_INSERT, Contender
 from .writes import message, writer_thread
@@ -90,7 +90,8 @@ async def create_step_layers(contender: Contender, calls: int) -> list[Cost]:
     thread_id = await writer_thread(contender)
     database = layer.database
     statements = {
-        with_thread: database.compiled(queries.step_upsert(with_thread)) for with_thread in (False, True)
+        with_thread: database.compiled(write_queries.step_upsert(with_thread))
+        for with_thread in (False, True)
     }
 
     def step() -> StepDict:
@@ -124,7 +125,7 @@ async def create_step_layers(contender: Contender, calls: int) -> list[Cost]:
             ("step upsert, no thread", statement(False)),
             ("+ thread activity and deleted-thread guards", statement(True)),
             ("+ pool and parameter conversion (Database.execute)",
-             lambda: database.execute(queries.step_upsert(True), {**template, "id": str(uuid4())})),
+             lambda: database.execute(write_queries.step_upsert(True), {**template, "id": str(uuid4())})),
             ("+ queue decorator, step dict, sequencer (create_step)", lambda: layer.create_step(step())),
         ]  # fmt: skip
         return [await _cost(label, op, contender.probe, calls) for label, op in ways]

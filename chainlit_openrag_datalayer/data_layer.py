@@ -19,7 +19,7 @@ from chainlit.types import Feedback, PageInfo, PaginatedResponse, Pagination, Th
 from chainlit.user import PersistedUser, User
 from sqlalchemy import Executable
 
-from . import convert, identity, normalise, queries, read_queries, served
+from . import convert, identity, normalise, read_queries, served, write_queries
 from .config import Settings
 from .connection import DatabaseUrl
 from .database import Database, Row, check_ready
@@ -169,7 +169,7 @@ class OpenRAGDataLayer(BaseDataLayer):
     # --- users ---------------------------------------------------------------------------------
 
     async def get_user(self, identifier: str) -> PersistedUser | None:
-        rows = await self._fetch(queries.user_by_identifier(), {"identifier": identifier})
+        rows = await self._fetch(read_queries.user_by_identifier(), {"identifier": identifier})
         return convert.user_from_row(rows[0]) if rows else None
 
     async def create_user(self, user: User) -> PersistedUser | None:
@@ -180,7 +180,7 @@ class OpenRAGDataLayer(BaseDataLayer):
             "metadata": normalise.redact(normalise.json_object(user.metadata), self.settings.redact_keys),
             "identityPath": list(path),
         }
-        rows = await self._fetch(queries.user_upsert(guarded=bool(path)), params)
+        rows = await self._fetch(write_queries.user_upsert(guarded=bool(path)), params)
         if not rows:
             identity.refuse_login(params["identifier"], path)
             return None
@@ -198,7 +198,7 @@ class OpenRAGDataLayer(BaseDataLayer):
             "value": float(feedback.value),
             "comment": normalise.optional_text(feedback.comment),
         }
-        rows = await self._fetch(queries.feedback_upsert(), params)
+        rows = await self._fetch(write_queries.feedback_upsert(), params)
         if rows[0]["id"] is None:
             subject = f"feedback {feedback.id} on step {feedback.forId}"
             _report_refusal("upsert_feedback", subject, thread_deleted=rows[0]["threadDeleted"])
@@ -207,7 +207,7 @@ class OpenRAGDataLayer(BaseDataLayer):
         return str(rows[0]["id"])
 
     async def delete_feedback(self, feedback_id: str) -> bool:
-        await self._fetch(queries.feedback_delete(), {"feedbackId": feedback_id})
+        await self._fetch(write_queries.feedback_delete(), {"feedbackId": feedback_id})
         return True
 
     # --- elements ------------------------------------------------------------------------------
@@ -235,14 +235,16 @@ class OpenRAGDataLayer(BaseDataLayer):
             data["mime"] = mime = _mime_of(element)
             await self.storage.put(key, source, mime, element.name or element.id)
         params = convert.element_params(data, key, self.settings.redact_keys)
-        rows = await self._write(queries.element_upsert(with_thread=params["threadId"] is not None), params)
+        statement = write_queries.element_upsert(with_thread=params["threadId"] is not None)
+        rows = await self._write(statement, params)
         if not rows[0]["applied"]:
             _report_refusal("create_element", subject, thread_deleted=rows[0]["threadDeleted"])
             if key is not None:  # under this write's own thread prefix: never another thread's object
                 await self._delete_objects([key])
 
     async def get_element(self, thread_id: str, element_id: str) -> ElementDict | None:
-        rows = await self._fetch(queries.element_by_id(), {"threadId": thread_id, "elementId": element_id})
+        params = {"threadId": thread_id, "elementId": element_id}
+        rows = await self._fetch(read_queries.element_by_id(), params)
         if not rows:
             return None
         return convert.element_from_row(rows[0], await self._element_url(rows[0], rows[0]["userIdentifier"]))
@@ -275,7 +277,7 @@ class OpenRAGDataLayer(BaseDataLayer):
 
     async def _delete_element(self, element_id: str, thread_id: str | None) -> None:
         params = {"elementId": element_id, "threadId": thread_id}
-        rows = await self._write(queries.element_delete(with_thread=thread_id is not None), params)
+        rows = await self._write(write_queries.element_delete(with_thread=thread_id is not None), params)
         await self._delete_objects([row["objectKey"] for row in rows if row["objectKey"]])
 
     async def _delete_objects(self, keys: list[str]) -> None:
@@ -304,7 +306,7 @@ class OpenRAGDataLayer(BaseDataLayer):
         thread_id = params["threadId"]
         if thread_id is not None:
             self._remember_step(params["id"], thread_id)
-        statement = queries.step_upsert(with_thread=thread_id is not None)
+        statement = write_queries.step_upsert(with_thread=thread_id is not None)
         subject = f"step {params['id']} of thread {thread_id}"
 
         async def upsert() -> None:
@@ -328,7 +330,7 @@ class OpenRAGDataLayer(BaseDataLayer):
         )
 
     async def _delete_step(self, step_id: str) -> None:
-        rows = await self._write(queries.step_delete(), {"stepId": step_id})
+        rows = await self._write(write_queries.step_delete(), {"stepId": step_id})
         await self._delete_objects([row["objectKey"] for row in rows])
 
     async def get_favorite_steps(self, user_id: str) -> list[StepDict]:
@@ -338,7 +340,7 @@ class OpenRAGDataLayer(BaseDataLayer):
     # --- threads -------------------------------------------------------------------------------
 
     async def get_thread_author(self, thread_id: str) -> str:
-        rows = await self._fetch(queries.thread_author(), {"threadId": thread_id})
+        rows = await self._fetch(read_queries.thread_author(), {"threadId": thread_id})
         return str(rows[0]["identifier"]) if rows else ""
 
     async def get_thread(self, thread_id: str) -> ThreadDict | None:
@@ -389,7 +391,7 @@ class OpenRAGDataLayer(BaseDataLayer):
         }
 
         async def upsert() -> None:
-            rows = await self._execute(queries.thread_upsert(), params)
+            rows = await self._execute(write_queries.thread_upsert(), params)
             if not rows[0]["applied"]:
                 _report_refusal("update_thread", f"thread {thread_id}", thread_deleted=True)
 
@@ -428,7 +430,7 @@ class OpenRAGDataLayer(BaseDataLayer):
                 pageInfo=PageInfo(hasNextPage=False, startCursor=None, endCursor=None), data=[]
             )
         first = min(max(pagination.first, 1), PAGE_SIZE_MAX)
-        statement = queries.thread_page(
+        statement = read_queries.thread_page(
             with_cursor=bool(pagination.cursor),
             with_search=bool(filters.search),
             with_feedback=filters.feedback is not None,
@@ -437,7 +439,7 @@ class OpenRAGDataLayer(BaseDataLayer):
         if pagination.cursor:
             params["cursor"] = pagination.cursor
         if filters.search:
-            params["pattern"] = queries.escape_like(normalise.clean_text(filters.search))
+            params["pattern"] = read_queries.escape_like(normalise.clean_text(filters.search))
         if filters.feedback is not None:
             params["feedback"] = float(filters.feedback)
         rows = await self._fetch(statement, params)
@@ -457,7 +459,7 @@ class OpenRAGDataLayer(BaseDataLayer):
         await self._wait_or_detach(asyncio.ensure_future(delete), f"delete_thread for thread {thread_id}")
 
     async def _delete_thread(self, thread_id: str) -> None:
-        rows = await self._execute(queries.thread_delete(), {"threadId": thread_id})
+        rows = await self._execute(write_queries.thread_delete(), {"threadId": thread_id})
         await self._delete_objects([row["objectKey"] for row in rows])
 
     # --- lifecycle -----------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """The database handle: opens on first use (embedded server, migrations, schema check), runs statements.
 
-Statements are built with SQLAlchemy Core (``queries.py``) and compiled once; each call then goes
-straight to an asyncpg pool. Measured on loopback (2 cores), a step upsert took ~870 µs through
-SQLAlchemy's async engine and ~230 µs as the same SQL on asyncpg: the per-call engine machinery
-(greenlet hop, pool events, parameter and result processing) cost more than the round trip.
+Statements are built with SQLAlchemy Core (``read_queries``, ``write_queries``) and compiled once;
+each call then goes straight to an asyncpg pool. Measured on loopback (2 cores), a step upsert took
+~870 µs through SQLAlchemy's async engine and ~230 µs as the same SQL on asyncpg: the per-call engine
+machinery (greenlet hop, pool events, parameter and result processing) cost more than the round trip.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ class Database:
         return pool
 
     def compiled(self, statement: Executable) -> CompiledStatement:
-        """Compile once per statement object (``queries`` builders return cached objects)."""
+        """Compile once per statement object (the query builders return cached objects)."""
         cached = self._compiled.get(id(statement))
         if cached is None or cached[0] is not statement:
             cached = (statement, CompiledStatement.of(statement))

@@ -20,7 +20,7 @@ from urllib.parse import quote
 from sqlalchemy import RowMapping, any_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import queries
+from . import write_queries
 from .errors import DataLayerError
 from .schema import element, feedback, step, thread, user
 from .storage import ElementStorage, thread_prefix
@@ -49,7 +49,7 @@ async def _delete_threads(
     removed = 0
     for done, thread_id in enumerate(thread_ids, start=1):
         async with engine.begin() as connection:
-            result = await connection.execute(queries.thread_delete(), {"threadId": thread_id})
+            result = await connection.execute(write_queries.thread_delete(), {"threadId": thread_id})
             keys = [str(key) for key in result.scalars()]
         await storage.delete(keys)
         removed += len(keys)
@@ -119,7 +119,7 @@ async def purge(
     still_idle = (
         select(thread.c.id)
         .where(
-            thread.c.id == any_(queries.text_array([t.id for t in plan.threads])),
+            thread.c.id == any_(write_queries.text_array([t.id for t in plan.threads])),
             thread.c.updatedAt < plan.cutoff,
         )
         .order_by(thread.c.updatedAt, thread.c.id)

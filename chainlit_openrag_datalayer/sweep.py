@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import any_, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import queries
+from . import write_queries
 from .schema import element
 from .storage import ElementStorage
 
@@ -85,7 +85,9 @@ async def apply(engine: AsyncEngine, storage: ElementStorage, found: SweepResult
     candidates = [key for key in found.orphan_objects if key in stored and stored[key] < found.cutoff]
     async with engine.connect() as connection:
         result = await connection.execute(
-            select(element.c.objectKey).where(element.c.objectKey == any_(queries.text_array(candidates)))
+            select(element.c.objectKey).where(
+                element.c.objectKey == any_(write_queries.text_array(candidates))
+            )
         )
         referenced = set(result.scalars())
     orphans = [key for key in candidates if key not in referenced]
@@ -95,8 +97,8 @@ async def apply(engine: AsyncEngine, storage: ElementStorage, found: SweepResult
         result = await connection.execute(
             delete(element)
             .where(
-                element.c.id == any_(queries.text_array([element_id for element_id, _ in gone])),
-                element.c.objectKey == any_(queries.text_array([key for _, key in gone])),
+                element.c.id == any_(write_queries.text_array([element_id for element_id, _ in gone])),
+                element.c.objectKey == any_(write_queries.text_array([key for _, key in gone])),
                 element.c.updatedAt < found.cutoff,
             )
             .returning(element.c.id, element.c.objectKey)

@@ -1,4 +1,4 @@
-"""Statement builders: idempotent upserts with their merge rules, keyset pages, search.
+"""Write statements: idempotent upserts with their merge rules, and deletes (reads: ``read_queries``).
 
 Builds, never runs. Every write is one statement, so one round trip in autocommit mode: a step
 upsert creates its missing thread in the same statement (a data-modifying CTE), which is what
@@ -28,10 +28,8 @@ from sqlalchemy import (
     false,
     func,
     literal,
-    literal_column,
     or_,
     select,
-    tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, Insert, insert
 from sqlalchemy.sql.dml import ReturningDelete, ReturningInsert
@@ -39,11 +37,8 @@ from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.schema import Table
 from sqlalchemy.types import Text
 
-from .read_queries import OWNER_IDENTIFIER, THREAD_OWNER
 from .schema import UTCDateTime, deleted_thread, element, feedback, step, thread, user
 
-MESSAGE_TYPES = ("user_message", "assistant_message")
-LIKE_ESCAPE = "\\"
 # How long a deleted thread's id is remembered: longer than any retry (WRITE_RETRY_SECONDS) and than
 # Chainlit's login lifetime (user_session_timeout, 15 days by default), which bounds a live tab's session.
 DELETED_THREAD_RETENTION = timedelta(days=30)
@@ -89,11 +84,6 @@ def _merge_json(insert_stmt: Insert, name: str) -> ColumnElement[Any]:
 
 
 @cache
-def user_by_identifier() -> Select[Any]:
-    return select(user).where(user.c.identifier == bindparam("identifier"))
-
-
-@cache
 def user_upsert(guarded: bool) -> ReturningInsert[Any]:
     """Login writes the user: created once, metadata replaced on every login.
 
@@ -135,56 +125,6 @@ def thread_upsert() -> Select[Any]:
         },
     )
     return _guarded(upsert.returning(thread.c.id), thread_id)
-
-
-@cache
-def thread_author() -> Select[Any]:
-    return OWNER_IDENTIFIER.where(thread.c.id == bindparam("threadId"), thread.c.deletedAt.is_(None))
-
-
-def escape_like(text: str) -> str:
-    """``%``, ``_`` and the escape character itself are matched literally."""
-    for char in (LIKE_ESCAPE, "%", "_"):
-        text = text.replace(char, LIKE_ESCAPE + char)
-    return f"%{text}%"
-
-
-@cache
-def thread_page(*, with_cursor: bool, with_search: bool, with_feedback: bool) -> Select[Any]:
-    """One page of a user's threads, newest activity first, keyset-paginated on (updatedAt, id).
-
-    The cursor is a thread id, looked up among the same user's threads only: a cursor naming
-    another user's thread matches nothing and yields an empty page.
-    """
-    user_id: BindParameter[str] = bindparam("userId")
-    stmt = (
-        select(thread, THREAD_OWNER)
-        .where(thread.c.userId == user_id, thread.c.deletedAt.is_(None))
-        .order_by(thread.c.updatedAt.desc(), thread.c.id.desc())
-        .limit(bindparam("limit"))
-    )
-    if with_cursor:
-        anchor = thread.alias("anchor")
-        anchor_time = (
-            select(anchor.c.updatedAt)
-            .where(anchor.c.id == bindparam("cursor"), anchor.c.userId == user_id)
-            .scalar_subquery()
-        )
-        stmt = stmt.where(tuple_(thread.c.updatedAt, thread.c.id) < tuple_(anchor_time, bindparam("cursor")))
-    if with_search:
-        pattern: BindParameter[str] = bindparam("pattern")
-        in_messages = exists().where(
-            step.c.threadId == thread.c.id,
-            # Literal types, not a parameter: the planner must see them to use the partial search index.
-            step.c.type.in_([literal_column(f"'{name}'") for name in MESSAGE_TYPES]),
-            step.c.output.ilike(pattern, escape=LIKE_ESCAPE),
-        )
-        stmt = stmt.where(or_(thread.c.name.ilike(pattern, escape=LIKE_ESCAPE), in_messages))
-    if with_feedback:
-        stmt = stmt.where(
-            exists().where(feedback.c.threadId == thread.c.id, feedback.c.value == bindparam("feedback"))
-        )
-    return stmt
 
 
 @cache
@@ -350,15 +290,6 @@ def element_upsert(with_thread: bool) -> Select[Any]:
         return _guarded(upsert, None)
     touched = _thread_touch(activity_only=False).cte("touched_thread")
     return _guarded(upsert, bindparam("threadId", type_=Text)).add_cte(touched)
-
-
-@cache
-def element_by_id() -> Select[Any]:
-    """One element of a thread, with the thread owner's identifier (served URLs are bound to it)."""
-    owner = OWNER_IDENTIFIER.where(thread.c.id == element.c.threadId)
-    return select(element, owner.scalar_subquery().label("userIdentifier")).where(
-        element.c.id == bindparam("elementId"), element.c.threadId == bindparam("threadId")
-    )
 
 
 @cache
