@@ -24,6 +24,7 @@ from .config import Settings
 from .connection import DatabaseUrl
 from .database import Database, Row, check_ready
 from .errors import DataLayerError, WriteRefusedError, log_safe
+from .file_grants import GrantSigner
 from .lifecycle import ShutdownWatch
 from .storage import ElementStorage, LocalStorage, PresigningStorage, describe, object_key, storage_for
 from .writes import RetryPolicy, WriteSequencer, retrying
@@ -72,8 +73,10 @@ class OpenRAGDataLayer(BaseDataLayer):
         if not settings.served_urls and isinstance(self.storage, PresigningStorage):
             self._presigner = self.storage
         # Even with presigned URLs, the app serves the element types its front end fetches by script.
-        self.url_signer = served.UrlSigner(settings.url_secret, settings.url_expiry_seconds)
-        served.ensure_route()
+        self.served_files = served.ServedFiles(
+            GrantSigner(settings.url_secret, settings.url_expiry_seconds), self.storage, self.get_thread
+        )
+        served.serve(self.served_files)
         self._writes = WriteSequencer(
             RetryPolicy(settings.write_retry_seconds),
             settings.max_pending_writes,
@@ -257,7 +260,7 @@ class OpenRAGDataLayer(BaseDataLayer):
             return url
         if self._presigner is not None and convert.element_type(row) not in served.SCRIPT_FETCHED_TYPES:
             return await self._presigner.url(key)
-        return self.url_signer.url(
+        return self.served_files.url(
             key, row["name"] or "file", row["mime"] or "application/octet-stream", owner, row["threadId"]
         )
 
@@ -475,6 +478,7 @@ class OpenRAGDataLayer(BaseDataLayer):
         uvicorn (or the event loop) stops (``lifecycle.ShutdownWatch``).
         """
         self._shutdown_watch.stop()
+        served.withdraw(self.served_files)
         await self._writes.drain(CLOSE_GRACE_SECONDS)
         await self.database.close()
         await self.storage.close()

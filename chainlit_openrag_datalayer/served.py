@@ -1,9 +1,9 @@
 """Served element URLs: the Chainlit server streams element files itself.
 
-A URL carries its grant (object key, file name, type, owner, thread, expiry) in the query string, signed
-with HMAC-SHA256 under a key derived from ``CHAINLIT_AUTH_SECRET``. The route refuses a tampered,
-expired or foreign grant, and, when the app requires login, a user who is neither the thread's owner
-nor a viewer Chainlit admits to the thread (see ``admitted_to_thread``).
+A URL carries its grant (``file_grants``: object key, file name, type, owner, thread, expiry, signed) in
+the query string. The route serves what the layer gives it (``serve``: signer, storage, threads). It
+refuses a tampered, expired or foreign grant, and, when the app requires login, a user who is neither
+the thread's owner nor a viewer Chainlit admits to the thread (see ``admitted_to_thread``).
 
 The route sits beside Chainlit's own routes and the URLs carry the path prefix browsers use for them,
 however the app is served: ``chainlit run`` (with or without ``--root-path``), or mounted in a FastAPI
@@ -13,16 +13,12 @@ start: both import Chainlit's server before they load the app, and so before the
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
+import contextlib
 import logging
 import os
-import secrets
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -30,14 +26,16 @@ from urllib.parse import urlencode
 
 from chainlit.auth import get_current_user, require_login, reuseable_oauth
 from chainlit.data import get_data_layer
-from chainlit.data.base import BaseDataLayer
+from chainlit.types import ThreadDict
 from chainlit.user import User
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
+from .file_grants import FileGrant, GrantSigner, InvalidGrant
 from .file_headers import content_disposition, mime_essence
+from .storage import ElementStorage
 
 logger = logging.getLogger(__name__)
 
@@ -46,83 +44,56 @@ ROUTE_PATH = "/openrag-datalayer/files"
 # credentials) rather than an <img>/<audio>/<video>/<a> tag. Cross-origin they would need the bucket
 # to send CORS headers for the app's origin, so presigned mode still serves these from the app.
 SCRIPT_FETCHED_TYPES = frozenset({"text", "plotly", "dataframe", "tasklist", "pdf"})
-_FIELDS = ("k", "n", "m", "u", "t", "e")
 # Every served file: no script, plugin or form of it runs, and the browser never guesses another type.
 SECURITY_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
 # The ASGI root_path of the request (or socket) being served, recorded as Chainlit's app routes it.
 _request_root_path: ContextVar[str | None] = ContextVar("openrag_datalayer_root_path", default=None)
+# What the route serves: the files of each open layer, the latest last (see ``serve``).
+_serving: list[ServedFiles] = []
 
 
-class InvalidGrant(Exception):
-    """The URL was not signed by this app's secret, was altered, or has expired."""
+@dataclass(frozen=True, eq=False)
+class ServedFiles:
+    """What the route serves, given by the layer that made the URLs: the signer of its grants, its
+    storage, and how to read a thread (to ask Chainlit's share decision again)."""
 
-
-@dataclass(frozen=True)
-class FileGrant:
-    """What a served URL allows: read ``key`` of ``thread`` until ``expires``, as ``user`` (empty: anyone)."""
-
-    key: str
-    name: str
-    mime: str
-    user: str
-    thread: str
-    expires: int
-
-
-class UrlSigner:
-    """Makes and checks served URLs."""
-
-    def __init__(self, secret: str | None, expiry_seconds: int) -> None:
-        if secret is None:
-            secret = secrets.token_urlsafe(32)
-            logger.warning(
-                "CHAINLIT_AUTH_SECRET is not set: element URLs are signed with a per-process key and "
-                "stop working after a restart or on another worker. Set it (chainlit create-secret)."
-            )
-        self._key = hmac.new(
-            secret.encode(), b"chainlit-openrag-datalayer/element-url", hashlib.sha256
-        ).digest()
-        self.expiry_seconds = expiry_seconds
+    signer: GrantSigner
+    storage: ElementStorage
+    read_thread: Callable[[str], Awaitable[ThreadDict | None]]
 
     def url(
         self,
         key: str,
         name: str,
         mime: str,
-        user: str | None,
+        owner: str | None,
         thread: str | None = None,
         now: float | None = None,
     ) -> str:
-        expires = int((time.time() if now is None else now) + self.expiry_seconds)
-        values = {"k": key, "n": name, "m": mime, "u": user or "", "t": thread or "", "e": str(expires)}
-        values["s"] = self._signature(values)
-        return f"{public_root_path()}{ROUTE_PATH}?{urlencode(values)}"
+        """A served URL for ``key``, under the path prefix browsers use for Chainlit's routes."""
+        query = self.signer.sign(key, name, mime, owner, thread, now)
+        return f"{public_root_path()}{ROUTE_PATH}?{urlencode(query)}"
 
-    def verify(self, query: Mapping[str, str], now: float | None = None) -> FileGrant:
-        if any(field not in query for field in (*_FIELDS, "s")):
-            raise InvalidGrant("incomplete file URL")
-        signature, expires = query["s"], query["e"]
-        # compare_digest raises on non-ASCII text: such a signature was never ours.
-        if not signature.isascii() or not hmac.compare_digest(self._signature(query), signature):
-            raise InvalidGrant("file URL signature does not match")
-        # isdigit() alone accepts other scripts' digits, which int() reads too.
-        if not (expires.isascii() and expires.isdigit()) or int(expires) < (
-            time.time() if now is None else now
-        ):
-            raise InvalidGrant("file URL has expired: reload the thread for a fresh one")
-        return FileGrant(
-            key=query["k"],
-            name=query["n"],
-            mime=query["m"],
-            user=query["u"],
-            thread=query["t"],
-            expires=int(expires),
-        )
 
-    def _signature(self, values: Mapping[str, str]) -> str:
-        message = json.dumps([values[field] for field in _FIELDS]).encode()
-        digest = hmac.new(self._key, message, hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+def serve(files: ServedFiles) -> None:
+    """Serve ``files`` on the route until ``withdraw(files)``; the latest given is the one served."""
+    ensure_route()
+    _serving.append(files)
+
+
+def withdraw(files: ServedFiles) -> None:
+    """Stop serving ``files`` (their layer is closing); safe to call twice."""
+    with contextlib.suppress(ValueError):
+        _serving.remove(files)
+
+
+def _served_files() -> ServedFiles | None:
+    """The files the route serves. Chainlit builds its data layer on first use, so until a layer has given
+    its files, have Chainlit build it (the layer calls ``serve``): a restarted app's first request may be
+    a file URL."""
+    if not _serving:
+        get_data_layer()  # type: ignore[no-untyped-call]
+    return _serving[-1] if _serving else None
 
 
 def ensure_route() -> None:
@@ -195,12 +166,11 @@ async def serve_file(
     The grant first: a URL without one is refused with 403 "incomplete file URL" whether or not the
     request is logged in, which is how ``doctor --app-url`` recognises the route.
     """
-    layer = get_data_layer()  # type: ignore[no-untyped-call]
-    signer, storage = getattr(layer, "url_signer", None), getattr(layer, "storage", None)
-    if signer is None or storage is None:
+    files = _served_files()
+    if files is None:
         return PlainTextResponse("served files are not enabled", status_code=404)
     try:
-        grant = signer.verify(request.query_params)
+        grant = files.signer.verify(request.query_params)
     except InvalidGrant as error:
         return PlainTextResponse(str(error), status_code=403)
     if require_login():  # type: ignore[no-untyped-call]
@@ -209,10 +179,10 @@ async def serve_file(
         if (
             grant.user
             and grant.user != current_user.identifier
-            and not await admitted_to_thread(layer, grant.thread, current_user)
+            and not await admitted_to_thread(files.read_thread, grant.thread, current_user)
         ):
             return PlainTextResponse("this file belongs to another user", status_code=403)
-    chunks: AsyncIterator[bytes] = storage.read(grant.key)
+    chunks: AsyncIterator[bytes] = files.storage.read(grant.key)
     try:
         first = await anext(chunks, b"")
     except FileNotFoundError:
@@ -226,7 +196,9 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
         yield chunk
 
 
-async def admitted_to_thread(layer: BaseDataLayer, thread_id: str, viewer: User) -> bool:
+async def admitted_to_thread(
+    read_thread: Callable[[str], Awaitable[ThreadDict | None]], thread_id: str, viewer: User
+) -> bool:
     """Chainlit's own decision for a non-author (``GET /project/share/{thread}``), asked again now.
 
     Admitted when the thread is shared (``metadata.is_shared``) or the app's
@@ -237,7 +209,7 @@ async def admitted_to_thread(layer: BaseDataLayer, thread_id: str, viewer: User)
 
     if not thread_id or not hasattr(config.code, "on_shared_thread_view"):
         return False
-    thread = await layer.get_thread(thread_id)
+    thread = await read_thread(thread_id)
     if thread is None:
         return False
     metadata = thread.get("metadata")

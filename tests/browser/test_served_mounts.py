@@ -20,7 +20,7 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from chainlit_openrag_datalayer import doctor, served
+from chainlit_openrag_datalayer import doctor, file_grants, served
 from tests.browser.app_server import AppServer, ChainlitApp, MountedApp, PrefixProxy
 from tests.browser.chat import ALICE, BOB
 from tests.cli_support import InProcessCli
@@ -174,8 +174,8 @@ def test_doctor_probes_the_route_and_the_refusal_of_served_py() -> None:
     """doctor never imports Chainlit, so it keeps its own copy of the route and of its answer to a URL
     without a grant; they must be served.py's."""
     assert doctor.SERVED_ROUTE == served.ROUTE_PATH
-    with pytest.raises(served.InvalidGrant) as refused:
-        served.UrlSigner(SECRET, 60).verify({})
+    with pytest.raises(file_grants.InvalidGrant) as refused:
+        file_grants.GrantSigner(SECRET, 60).verify({})
     assert str(refused.value) == doctor.SERVED_ROUTE_ANSWER
 
 

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from chainlit_openrag_datalayer import OpenRAGDataLayer
 from chainlit_openrag_datalayer.errors import StorageError
-from chainlit_openrag_datalayer.served import UrlSigner
+from chainlit_openrag_datalayer.file_grants import GrantSigner
+from chainlit_openrag_datalayer.served import ServedFiles
 from chainlit_openrag_datalayer.storage import object_key
 from chainlit_openrag_datalayer.storage.local import LocalStorage
 from tests.conformance.factories import text_element
@@ -157,11 +158,9 @@ async def test_served_url_refuses_expired_and_foreign_signatures(
 ) -> None:
     owner, url = await owned_file(layer)
     grant = dict(parse_qsl(urlsplit(url).query))
-    assert layer.url_signer is not None
-    expired = layer.url_signer.url(grant["k"], grant["n"], grant["m"], grant["u"], grant["t"], now=0)
-    foreign = UrlSigner("another app's secret", 3600).url(
-        grant["k"], grant["n"], grant["m"], grant["u"], grant["t"]
-    )
+    expired = layer.served_files.url(grant["k"], grant["n"], grant["m"], grant["u"], grant["t"], now=0)
+    another_app = ServedFiles(GrantSigner("another app's secret", 3600), layer.storage, layer.get_thread)
+    foreign = another_app.url(grant["k"], grant["n"], grant["m"], grant["u"], grant["t"])
     assert (await served.get(expired, headers=login(owner))).status_code == 403
     assert (await served.get(foreign, headers=login(owner))).status_code == 403
 
