@@ -19,6 +19,7 @@ from .errors import (
     SchemaConflictError,
     SchemaOutOfDateError,
     StorageError,
+    WriteQueueFullError,
     WriteRefusedError,
 )
 
@@ -62,6 +63,7 @@ __all__ = [
     "SchemaOutOfDateError",
     "Settings",
     "StorageError",
+    "WriteQueueFullError",
     "WriteRefusedError",
     "__version__",
 ]

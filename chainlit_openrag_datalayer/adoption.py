@@ -35,8 +35,6 @@ TARGET_REVISION = "0001"
 SIDE_SCHEMA = "chainlit_openrag_adopting"
 PRISMA_TABLE = "_prisma_migrations"
 TABLES = ("User", "Thread", "Step", "Element", "Feedback")  # parents before children
-# Same key as migrations/env.py: adoption and Alembic's upgrade wait on the same lock.
-ADVISORY_LOCK_KEY = 0x636C6F72
 
 
 class Shape(enum.Enum):
@@ -121,11 +119,6 @@ Progress = Callable[[str], None]  # one line about long work: a table being copi
 
 def quiet(line: str) -> None:
     """No progress reporting."""
-
-
-def lock(connection: Connection) -> None:
-    """Wait for any other upgrade or adoption; held until the transaction ends."""
-    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
 
 
 def read_columns(connection: Connection) -> dict[str, dict[str, str]]:

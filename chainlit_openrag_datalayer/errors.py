@@ -5,7 +5,8 @@ DataLayerError
  ├── SchemaOutOfDateError   the database is not at this package's migration head
  ├── DatabaseUnavailableError  the database cannot be reached or refuses the connection
  ├── StorageError           the object store refused an operation
- └── WriteRefusedError      a write would cross threads or revive a deleted thread; nothing changed
+ ├── WriteRefusedError      a write would cross threads or revive a deleted thread; nothing changed
+ └── WriteQueueFullError    too many writes are waiting (the database or storage is down); this one is lost
 """
 
 from __future__ import annotations
@@ -91,3 +92,7 @@ def _root(error: BaseException) -> BaseException:
 
 class WriteRefusedError(DataLayerError):
     """A write named a row of another thread (or step), or a deleted thread; nothing was changed."""
+
+
+class WriteQueueFullError(DataLayerError):
+    """``MAX_PENDING_WRITES`` writes (or ``MAX_PENDING_WRITE_MB``) are already waiting; this one is lost."""

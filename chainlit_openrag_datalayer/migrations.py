@@ -16,7 +16,7 @@ import asyncpg
 from alembic import command
 from alembic.config import Config
 from alembic.script import Script, ScriptDirectory
-from sqlalchemy import Connection, column, select, table
+from sqlalchemy import Connection, column, select, table, text
 
 from . import adoption
 from .config import Settings
@@ -26,6 +26,9 @@ from .schema import VERSION_TABLE
 
 logger = logging.getLogger(__name__)
 
+# Every schema change (an Alembic upgrade, an adoption) holds this advisory lock for its transaction:
+# workers starting together change the schema one after another.
+SCHEMA_LOCK_KEY = 0x636C6F72  # "clor"
 UPGRADE_COMMAND = "python -m chainlit_openrag_datalayer upgrade"
 
 
@@ -97,10 +100,15 @@ async def upgrade_async(
         await engine.dispose()
 
 
+def lock_schema(connection: Connection) -> None:
+    """Wait for any other upgrade or adoption; held until the transaction ends."""
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+
+
 def _upgrade_on(
     connection: Connection, revision: str, dry_run: bool, adopt: bool, progress: adoption.Progress
 ) -> list[str]:
-    adoption.lock(connection)
+    lock_schema(connection)
     detection = adoption.detect(connection)
     if detection.shape is adoption.Shape.UNKNOWN:
         raise adoption.refusal(detection)

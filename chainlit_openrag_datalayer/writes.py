@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError, ConnectionClosedError, HTTPClientEr
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from .errors import log_safe
+from .errors import WriteQueueFullError, log_safe
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +176,11 @@ class WriteSequencer:
                 "been down too long); this write is lost",
                 action, subject, self.pending, self.pending_bytes >> 20,
             )  # fmt: skip
-            raise OverflowError(f"{self.pending} writes ({self.pending_bytes} bytes) pending")
+            raise WriteQueueFullError(
+                f"{self.pending} writes ({self.pending_bytes} bytes) are waiting: the database or storage "
+                "has been unreachable too long. Bring it back; MAX_PENDING_WRITES and MAX_PENDING_WRITE_MB "
+                "set how many may wait."
+            )
         self.pending += 1
         self.pending_bytes += size
         self._idle.clear()

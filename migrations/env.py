@@ -6,13 +6,11 @@ import asyncio
 import os
 
 from alembic import context
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from chainlit_openrag_datalayer.config import Settings
+from chainlit_openrag_datalayer.migrations import lock_schema
 from chainlit_openrag_datalayer.schema import VERSION_TABLE, metadata
-
-# Held for the migration transaction: workers starting together upgrade one after another.
-ADVISORY_LOCK_KEY = 0x636C6F72  # "clor"
 
 
 def run_migrations(connection: Connection) -> tuple[str | None, str | None]:
@@ -24,7 +22,7 @@ def run_migrations(connection: Connection) -> tuple[str | None, str | None]:
         transaction_per_migration=False,
     )
     with context.begin_transaction():
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+        lock_schema(connection)
         before = context.get_context().get_current_revision()
         context.run_migrations()
         return before, context.get_context().get_current_revision()

@@ -13,7 +13,7 @@ from uuid import uuid4
 import pytest
 from chainlit.user import User
 
-from chainlit_openrag_datalayer import OpenRAGDataLayer
+from chainlit_openrag_datalayer import OpenRAGDataLayer, WriteQueueFullError
 from chainlit_openrag_datalayer.config import S3Settings
 from chainlit_openrag_datalayer.migrations import upgrade_async
 from tests.conformance.factories import new_id, step_dict, text_element
@@ -196,4 +196,5 @@ async def test_writes_past_max_pending_are_refused_loudly(
         await layer.close()
     refused = [element.id for element, result in zip(elements, results, strict=True) if result is not None]
     assert len(refused) == 3 and all(stored[i] is not None for i in range(5))
+    assert all(isinstance(result, WriteQueueFullError) for result in results if result is not None)
     assert all(any(element_id in error for error in errors_in(caplog)) for element_id in refused)
