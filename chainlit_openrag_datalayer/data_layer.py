@@ -26,8 +26,9 @@ from .database import Database, Row, check_ready
 from .errors import DataLayerError, WriteRefusedError, log_safe
 from .file_grants import GrantSigner
 from .lifecycle import ShutdownWatch
+from .retry import RetryPolicy, retrying
 from .storage import ElementStorage, LocalStorage, PresigningStorage, describe, object_key, storage_for
-from .writes import RetryPolicy, WriteSequencer, retrying
+from .writes import WriteSequencer
 
 if TYPE_CHECKING:
     from chainlit.element import Element
