@@ -21,7 +21,6 @@ from sqlalchemy import Executable
 
 from . import convert, identity, normalise, read_queries, served, write_queries
 from .config import Settings
-from .connection import DatabaseUrl
 from .database import Database, Row, check_ready
 from .errors import DataLayerError, WriteRefusedError, log_safe
 from .file_grants import GrantSigner
@@ -87,7 +86,7 @@ class OpenRAGDataLayer(BaseDataLayer):
         self._step_threads: dict[str, str] = {}  # recent step -> thread, to order delete_step
         self._detached: set[asyncio.Task[None]] = set()
         self._warned_no_owner = False
-        self.database = Database(settings, on_open=_log_opened)
+        self.database = Database(settings)
         self._shutdown_watch = ShutdownWatch(self.close)  # mounted apps never call close()
         if settings.identity_path:
             identity.install_login_guard()
@@ -498,10 +497,6 @@ def _element_source(element: Element) -> bytes | Path | None:
     if isinstance(content, str):
         return normalise.clean_text(content).encode("utf-8")
     return bytes(content) if content else None
-
-
-def _log_opened(url: DatabaseUrl, embedded: bool) -> None:
-    logger.info("Database pool open on %s%s", url.display, " (embedded)" * embedded)
 
 
 def _thread_name(name: object, metadata: Mapping[str, Any] | None) -> str | None:

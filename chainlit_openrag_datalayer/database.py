@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -25,13 +25,12 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from . import migrations, normalise
 from .config import Settings
-from .connection import DatabaseUrl, behind_pooler
+from .connection import behind_pooler
 from .embedded import EmbeddedPostgres, require_embedded_postgres
 from .errors import DatabaseUnavailableError, DataLayerError
 
 logger = logging.getLogger(__name__)
 
-OnOpen = Callable[[DatabaseUrl, bool], None]
 Row = Mapping[str, Any]  # an asyncpg.Record
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 
@@ -59,17 +58,15 @@ class CompiledStatement:
 
 
 class Database:
-    """One asyncpg pool per process, opened on first use; ``on_open(url, embedded)`` is told once.
+    """One asyncpg pool per process, opened on first use (and logged once, at INFO).
 
     Calls a user waits on and the background write queue share the pool, but background writes hold at
     most ``write_slots(pool_size)`` connections: the others stay free for the calls Chainlit awaits.
     """
 
-    def __init__(self, settings: Settings, on_open: OnOpen) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.statements_sent = 0  # what tests count: one per round trip
         self.behind_pooler = False
-        self._on_open = on_open
         self._embedded: EmbeddedPostgres | None = None
         self._pool: asyncpg.Pool | None = None
         self._opening: asyncio.Task[asyncpg.Pool] | None = None
@@ -122,7 +119,9 @@ class Database:
             init=_set_codecs,
             reset=_keep_session,
         )
-        self._on_open(connector.url, self._embedded is not None)
+        logger.info(
+            "Database pool open on %s%s", connector.url.display, " (embedded)" * (self._embedded is not None)
+        )
         return pool
 
     def compiled(self, statement: Executable) -> CompiledStatement:
@@ -143,7 +142,6 @@ class Database:
         """
         compiled = self.compiled(statement)
         arguments = compiled.arguments(params)
-        self.statements_sent += 1
         pool = await self.pool()
         async with self._write_slots if background else contextlib.nullcontext():
             connection = await pool.acquire()

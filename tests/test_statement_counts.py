@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 import chainlit as cl
 import pytest
 from chainlit.types import Feedback, Pagination, ThreadFilter
@@ -12,18 +9,7 @@ from chainlit.user import User
 
 from chainlit_openrag_datalayer import OpenRAGDataLayer
 from tests.conformance.factories import PNG_BYTES, new_id, step_dict, timestamp
-
-
-class StatementCounter:
-    """Counts the SQL statements the layer sends to PostgreSQL (each one a round trip)."""
-
-    def __init__(self, layer: OpenRAGDataLayer) -> None:
-        self.layer = layer
-
-    async def of(self, call: Callable[[], Awaitable[Any]]) -> int:
-        before = self.layer.database.statements_sent
-        await call()
-        return self.layer.database.statements_sent - before
+from tests.statement_log import StatementLog
 
 
 @pytest.fixture
@@ -32,12 +18,13 @@ def layer(openrag_layer: OpenRAGDataLayer) -> OpenRAGDataLayer:
 
 
 @pytest.fixture
-async def counter(layer: OpenRAGDataLayer) -> StatementCounter:
+async def counter(layer: OpenRAGDataLayer, monkeypatch: pytest.MonkeyPatch) -> StatementLog:
+    log = StatementLog.watch(monkeypatch)
     await layer.database.pool()  # the start-up schema check is not counted
-    return StatementCounter(layer)
+    return log
 
 
-async def test_every_write_is_one_statement(layer: OpenRAGDataLayer, counter: StatementCounter) -> None:
+async def test_every_write_is_one_statement(layer: OpenRAGDataLayer, counter: StatementLog) -> None:
     """create_step, update_step, create_element, update_thread, feedback and deletes: one statement each."""
     user = await layer.create_user(User(identifier=f"user-{new_id()}"))
     assert user is not None
@@ -61,7 +48,7 @@ async def test_every_write_is_one_statement(layer: OpenRAGDataLayer, counter: St
 
 
 async def test_reads_take_a_constant_number_of_statements(
-    layer: OpenRAGDataLayer, counter: StatementCounter
+    layer: OpenRAGDataLayer, counter: StatementLog
 ) -> None:
     """Reads take a fixed number of statements whatever the thread's size (get_thread: 2)."""
     user = await layer.create_user(User(identifier=f"user-{new_id()}"))

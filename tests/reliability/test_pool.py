@@ -12,6 +12,7 @@ from chainlit.user import User
 from chainlit_openrag_datalayer.database import write_slots
 from tests.conformance.factories import new_id, step_dict
 from tests.reliability.conftest import LayerFactory
+from tests.statement_log import StatementLog
 
 POOL_SIZE = 4
 
@@ -23,10 +24,11 @@ def test_a_quarter_of_the_pool_is_kept_for_requests(pool_size: int, slots: int) 
 
 
 async def test_requests_are_answered_while_every_write_is_stuck(
-    make_layer: LayerFactory, database_url: str
+    make_layer: LayerFactory, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With more writes blocked on a lock than the pool has connections, login, the sidebar and opening a
     thread still answer: the writes hold their slots, and a connection stays free."""
+    statements = StatementLog.watch(monkeypatch)
     layer = await make_layer(pool_size=POOL_SIZE, statement_timeout=60, write_retry_seconds=120)
     user = await layer.create_user(User(identifier=f"user-{new_id()}"))
     assert user is not None
@@ -52,4 +54,4 @@ async def test_requests_are_answered_while_every_write_is_stuck(
         await transaction.rollback()
         await admin.close()
     await asyncio.gather(*writes)
-    assert layer.database.statements_sent == 1 + 2 * POOL_SIZE + 4  # one round trip each, nothing more
+    assert await statements.sent() == 1 + 2 * POOL_SIZE + 4  # one round trip each, nothing more
