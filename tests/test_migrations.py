@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Column, Connection, DefaultClause, MetaData, Text, inspect, make_url, text
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy import Column, Connection, DefaultClause, MetaData, Text, inspect, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chainlit_openrag_datalayer.connection import Connector, parse_database_url
 from chainlit_openrag_datalayer.migrations import upgrade_async
 from chainlit_openrag_datalayer.schema import VERSION_TABLE, metadata
 
@@ -58,7 +59,7 @@ def differences(target: MetaData) -> Callable[[Connection], list[Any]]:
 async def at_head(database_url: str) -> AsyncIterator[AsyncConnection]:
     """A connection to an empty database upgraded to head."""
     await upgrade_async(database_url)
-    engine = create_async_engine(make_url(database_url).set(drivername="postgresql+asyncpg"))
+    engine = Connector(parse_database_url(database_url)).engine()  # the way the CLI connects
     try:
         async with engine.connect() as connection:
             yield connection
