@@ -19,9 +19,9 @@ from chainlit.types import Feedback, PageInfo, PaginatedResponse, Pagination, Th
 from chainlit.user import PersistedUser, User
 from sqlalchemy import Executable
 
-from . import convert, identity, normalise, read_queries, served, write_queries
+from . import convert, identity, normalise, read_queries, served, startup, write_queries
 from .config import Settings
-from .database import Database, Row, check_ready
+from .database import Database, Row
 from .errors import DataLayerError, WriteRefusedError, log_safe
 from .file_grants import GrantSigner
 from .lifecycle import ShutdownWatch
@@ -108,7 +108,7 @@ class OpenRAGDataLayer(BaseDataLayer):
             settings = Settings.from_env(
                 os.environ if environ is None else environ, connect_args=connect_args
             )
-            check_ready(settings)
+            startup.check_ready(settings)
         except DataLayerError as error:
             logger.error("Chat history cannot be stored, so logins are refused: %s", error)
             raise

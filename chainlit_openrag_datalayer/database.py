@@ -1,4 +1,4 @@
-"""The database handle: opens on first use (embedded server, migrations, schema check), runs statements.
+"""The database handle: a pool opened on first use (what must hold first: ``startup``), statements run on it.
 
 Statements are built with SQLAlchemy Core (``read_queries``, ``write_queries``) and compiled once;
 each call then goes straight to an asyncpg pool. Measured on loopback (2 cores), a step upsert took
@@ -12,22 +12,19 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from sqlalchemy import Executable
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from . import migrations, normalise
+from . import normalise, startup
 from .config import Settings
-from .connection import behind_pooler
-from .embedded import EmbeddedPostgres, require_embedded_postgres
-from .errors import DatabaseUnavailableError, DataLayerError
+from .embedded import EmbeddedPostgres
+from .errors import DatabaseUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -105,12 +102,8 @@ class Database:
             self._embedded = EmbeddedPostgres(self.settings.embedded_dir)
             url = await asyncio.to_thread(self._embedded.start)
         connector = self.settings.connector(url)
-        if self._embedded is not None or self.settings.auto_migrate:
-            # Workers starting together wait on an advisory lock; existing schemas are not converted here.
-            await migrations.upgrade_async(connector, adopt=False)
-        async with connector.connection() as connection:
-            await migrations.check(connection)
-            self.behind_pooler = await behind_pooler(connection)
+        migrate = self._embedded is not None or self.settings.auto_migrate
+        self.behind_pooler = await startup.make_ready(connector, migrate=migrate)
         if self.behind_pooler:
             logger.info("A pooler (PgBouncer?) is in front of PostgreSQL: statements are sent unnamed")
         pool = await connector.create_pool(
@@ -188,41 +181,6 @@ class Database:
 def write_slots(pool_size: int) -> int:
     """Connections background writes may hold: a quarter of the pool (at least one) stays for requests."""
     return max(1, pool_size - max(1, pool_size // 4))
-
-
-def check_ready(settings: Settings) -> None:
-    """Blocking: raise what to fix when history could not be stored (for the ``@cl.data_layer`` factory).
-
-    The server must answer and its schema be at this package's head (``DATABASE_AUTO_MIGRATE`` first
-    brings it there); without ``DATABASE_URL`` the ``[embedded]`` extra must be installed.
-    """
-    if settings.database_url is None:
-        require_embedded_postgres()
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="openrag-datalayer-check") as executor:
-        executor.submit(asyncio.run, _check_ready(settings)).result()
-
-
-async def _check_ready(settings: Settings) -> None:
-    connector = settings.connector()
-    try:
-        if settings.auto_migrate:
-            await migrations.upgrade_async(connector, adopt=False)
-        async with connector.connection() as connection:
-            await migrations.check(connection)
-    except DataLayerError:
-        raise
-    except (
-        OSError,
-        asyncio.TimeoutError,
-        asyncpg.PostgresError,
-        asyncpg.InterfaceError,
-        SQLAlchemyError,
-    ) as error:
-        raise DatabaseUnavailableError(
-            f"cannot use the database at {connector.url.display} ({type(error).__name__}: {error}). "
-            "Check DATABASE_URL and that PostgreSQL accepts connections from here."
-        ) from error
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
