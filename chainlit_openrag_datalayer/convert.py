@@ -27,11 +27,9 @@ from .normalise import (
     redact_url,
     text_list,
 )
+from .schema import Row
 from .schema import element as element_table
 from .schema import step as step_table
-
-# A result row keyed by column name (an asyncpg.Record).
-Row = Mapping[Any, Any]
 
 # Keys with a rule of their own below ("start" and "end" are stored as "startTime" and "endTime"); keys
 # not persisted: "streaming" is live UI state, "feedback" has its own table.

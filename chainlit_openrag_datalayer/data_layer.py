@@ -21,11 +21,12 @@ from sqlalchemy import Executable
 
 from . import convert, identity, normalise, read_queries, served, startup, write_queries
 from .config import Settings
-from .database import Database, Row
+from .database import Database
 from .errors import DataLayerError, WriteRefusedError, log_safe
 from .file_grants import GrantSigner
 from .lifecycle import ShutdownWatch
 from .retry import RetryPolicy, retrying
+from .schema import Row
 from .storage import ElementStorage, LocalStorage, PresigningStorage, describe, object_key, storage_for
 from .writes import WriteSequencer
 
@@ -252,7 +253,7 @@ class OpenRAGDataLayer(BaseDataLayer):
             return None
         return convert.element_from_row(rows[0], await self._element_url(rows[0], rows[0]["userIdentifier"]))
 
-    async def _element_url(self, row: convert.Row, owner: str | None) -> str | None:
+    async def _element_url(self, row: Row, owner: str | None) -> str | None:
         """Signed at read time, never stored: an S3 one, or a served URL bound to the owner and thread."""
         key = row["objectKey"]
         if not key:

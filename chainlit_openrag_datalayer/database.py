@@ -25,10 +25,10 @@ from . import normalise, startup
 from .config import Settings
 from .embedded import EmbeddedPostgres
 from .errors import DatabaseUnavailableError
+from .schema import Row
 
 logger = logging.getLogger(__name__)
 
-Row = Mapping[str, Any]  # an asyncpg.Record
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 
 

@@ -10,6 +10,7 @@ them back.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -31,6 +32,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TIMESTAMP
 from sqlalchemy.types import TypeDecorator
 
 VERSION_TABLE = "chainlit_openrag_datalayer_version"
+# A result row: column name -> value (an asyncpg.Record; conversions read it as a mapping).
+Row = Mapping[str, Any]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
