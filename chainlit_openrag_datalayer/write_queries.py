@@ -183,9 +183,19 @@ def _thread_touch(activity_only: bool) -> Insert:
     return stmt.on_conflict_do_nothing(index_elements=[thread.c.id])
 
 
-def _same_thread(table: Table, stmt: Insert) -> ColumnElement[bool]:
-    """The conflict rule: a stored row is only merged with a write of its own thread."""
-    return table.c.threadId.is_not_distinct_from(stmt.excluded.threadId)
+def _merged_in_thread(stmt: Insert, set_: dict[str, Any], with_thread: bool, activity: bool) -> Select[Any]:
+    """The guarded upsert of a step or element: ``set_`` merged into a stored row of the write's own
+    thread only; with a thread, that thread is created if missing (``activity``: see ``_thread_touch``)."""
+    table = stmt.table
+    upsert = stmt.on_conflict_do_update(
+        index_elements=[table.c.id],
+        set_=set_,
+        where=table.c.threadId.is_not_distinct_from(stmt.excluded.threadId),
+    ).returning(table.c.id)
+    if not with_thread:
+        return _guarded(upsert, None)
+    touched = _thread_touch(activity_only=activity).cte("touched_thread")
+    return _guarded(upsert, bindparam("threadId", type_=Text)).add_cte(touched)
 
 
 def _guarded_insert(
@@ -230,13 +240,8 @@ def step_upsert(with_thread: bool) -> Select[Any]:
         type=func.coalesce(step_type, step.c.type),
         updatedAt=func.now(),
     )
-    upsert = stmt.on_conflict_do_update(
-        index_elements=[step.c.id], set_=set_, where=_same_thread(step, stmt)
-    ).returning(step.c.id)
-    if not with_thread:
-        return _guarded(upsert, None)
-    touched = _thread_touch(activity_only=True).cte("touched_thread")
-    return _guarded(upsert, bindparam("threadId", type_=Text)).add_cte(touched)
+    # A step write is activity: it moves its thread up the sidebar.
+    return _merged_in_thread(stmt, set_, with_thread, activity=True)
 
 
 @cache
@@ -283,13 +288,7 @@ def element_upsert(with_thread: bool) -> Select[Any]:
         extra=_merge_json(stmt, "extra"),
         updatedAt=func.now(),
     )
-    upsert = stmt.on_conflict_do_update(
-        index_elements=[element.c.id], set_=set_, where=_same_thread(element, stmt)
-    ).returning(element.c.id)
-    if not with_thread:
-        return _guarded(upsert, None)
-    touched = _thread_touch(activity_only=False).cte("touched_thread")
-    return _guarded(upsert, bindparam("threadId", type_=Text)).add_cte(touched)
+    return _merged_in_thread(stmt, set_, with_thread, activity=False)
 
 
 @cache
