@@ -1,10 +1,13 @@
-"""Pure functions between Chainlit's dicts and table rows; no I/O (normalisation: ``normalise.py``)."""
+"""Pure functions between Chainlit's dicts (and Element objects) and table rows; no I/O (normalisation:
+``normalise.py``)."""
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 from uuid import uuid4
 
 from chainlit.element import ElementDict
@@ -30,6 +33,11 @@ from .normalise import (
 from .schema import Row
 from .schema import element as element_table
 from .schema import step as step_table
+
+if TYPE_CHECKING:
+    from chainlit.element import Element
+
+THREAD_NAME_MAX = 255
 
 # Keys with a rule of their own below ("start" and "end" are stored as "startTime" and "endTime"); keys
 # not persisted: "streaming" is live UI state, "feedback" has its own table.
@@ -235,6 +243,31 @@ def _as_column_type(column_type: TypeEngine[Any], value: object) -> Any:
     return value
 
 
+def element_mime(element: Element) -> str:
+    """The type the element gives, else the one its name suggests, else ``application/octet-stream``."""
+    name_type = mimetypes.guess_type(element.name or "")[0]
+    return element.mime or name_type or "application/octet-stream"
+
+
+def element_source(element: Element) -> bytes | Path | None:
+    """What to upload: the file at ``path`` (streamed), else ``content``; None for URL-only elements."""
+    if element.path:
+        return Path(element.path)
+    content = element.content
+    if isinstance(content, str):
+        return clean_text(content).encode("utf-8")
+    return bytes(content) if content else None
+
+
+def held_bytes(element: Element) -> int:
+    """Memory a pending element write holds: its content (text twice: as text and as UTF-8 to upload);
+    a file on disk is streamed, so only its row."""
+    content = None if element.path else element.content
+    if isinstance(content, str):
+        return 2 * len(content)
+    return len(content) if isinstance(content, bytes | bytearray) else 0
+
+
 def element_from_row(row: Row, url: str | None) -> ElementDict:
     element: dict[str, Any] = dict(row["extra"] or {})
     for key, column in _ELEMENT_COLUMNS.items():
@@ -267,6 +300,15 @@ def thread_from_row(
         steps=steps,
         elements=elements,
     )
+
+
+def thread_name(name: object, metadata: Mapping[str, Any] | None) -> str | None:
+    """The name given, else ``metadata["name"]`` (an app's ``cl.user_session["name"]``), as Chainlit's
+    built-in and SQLAlchemy layers take it; cut to ``THREAD_NAME_MAX`` characters."""
+    if name is None and metadata:
+        name = metadata.get("name")
+    text = optional_text(name)
+    return None if text is None else text[:THREAD_NAME_MAX]
 
 
 def metadata_patch(

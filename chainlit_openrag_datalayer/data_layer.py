@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import mimetypes
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from chainlit.data.base import BaseDataLayer
-from chainlit.data.utils import queue_until_user_message
 from chainlit.element import ElementDict
 from chainlit.step import StepDict
 from chainlit.types import Feedback, PageInfo, PaginatedResponse, Pagination, ThreadDict, ThreadFilter
 from chainlit.user import PersistedUser, User
 from sqlalchemy import Executable
 
-from . import convert, identity, normalise, read_queries, served, startup, write_queries
+from . import convert, identity, normalise, read_queries, served, session, startup, write_queries
 from .config import Settings
 from .database import Database
 from .errors import DataLayerError, WriteRefusedError, log_safe
@@ -32,14 +29,10 @@ from .writes import WriteSequencer
 
 if TYPE_CHECKING:
     from chainlit.element import Element
-    from chainlit.session import WebsocketSession
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-P = ParamSpec("P")
 Work = Callable[[], Awaitable[Any]]
-THREAD_NAME_MAX = 255
 PAGE_SIZE_MAX = 1000
 RECENT_STEPS = 10_000
 # Calls a request waits on are bounded by Settings.statement_timeout, retries included; Chainlit awaits
@@ -49,14 +42,6 @@ AWAITED_WRITE_SECONDS = 2.0
 CLOSE_GRACE_SECONDS = 5.0
 # A websocket session persisting its metadata on disconnect holds a stale copy of these keys.
 SHARING_KEYS = ("is_shared", "shared_at")
-
-
-def queued_until_user_message(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Chainlit's queue (writes wait for the first user message), with the method's own types.
-
-    Chainlit's decorator sits on ``BaseDataLayer``'s abstract methods and is not inherited.
-    """
-    return cast(Callable[P, Awaitable[T]], queue_until_user_message()(method))  # type: ignore[no-untyped-call]
 
 
 class OpenRAGDataLayer(BaseDataLayer):
@@ -216,10 +201,10 @@ class OpenRAGDataLayer(BaseDataLayer):
 
     # --- elements ------------------------------------------------------------------------------
 
-    @queued_until_user_message
+    @session.queued_until_user_message
     async def create_element(self, element: Element) -> None:
         subject = f"element {element.id} of thread {element.thread_id}"
-        if _outside_session_thread(element.thread_id):
+        if session.outside_session_thread(element.thread_id):
             _report_refusal("create_element", subject, thread_deleted=False)
             return
         await self._background_write(
@@ -227,16 +212,16 @@ class OpenRAGDataLayer(BaseDataLayer):
             "create_element",
             subject,
             lambda: self._create_element(element, subject),
-            size=_held_bytes(element),
+            size=convert.held_bytes(element),
         )
 
     async def _create_element(self, element: Element, subject: str) -> None:
-        source = _element_source(element)
+        source = convert.element_source(element)
         key = None
         data = element.to_dict()
         if source is not None:
             key = object_key(element.thread_id, element.id)
-            data["mime"] = mime = _mime_of(element)
+            data["mime"] = mime = convert.element_mime(element)
             await self.storage.put(key, source, mime, element.name or element.id)
         params = convert.element_params(data, key, self.settings.redact_keys)
         statement = write_queries.element_upsert(with_thread=params["threadId"] is not None)
@@ -265,9 +250,9 @@ class OpenRAGDataLayer(BaseDataLayer):
             key, row["name"] or "file", row["mime"] or "application/octet-stream", owner, row["threadId"]
         )
 
-    @queued_until_user_message
+    @session.queued_until_user_message
     async def delete_element(self, element_id: str, thread_id: str | None = None) -> None:
-        if _outside_session_thread(thread_id):
+        if session.outside_session_thread(thread_id):
             _report_refusal(
                 "delete_element", f"element {element_id} of thread {thread_id}", thread_deleted=False
             )
@@ -297,11 +282,11 @@ class OpenRAGDataLayer(BaseDataLayer):
 
     # --- steps ---------------------------------------------------------------------------------
 
-    @queued_until_user_message
+    @session.queued_until_user_message
     async def create_step(self, step_dict: StepDict) -> None:
         await self._upsert_step("create_step", step_dict)
 
-    @queued_until_user_message
+    @session.queued_until_user_message
     async def update_step(self, step_dict: StepDict) -> None:
         await self._upsert_step("update_step", step_dict)
 
@@ -326,7 +311,7 @@ class OpenRAGDataLayer(BaseDataLayer):
         if len(self._step_threads) > RECENT_STEPS:
             del self._step_threads[next(iter(self._step_threads))]
 
-    @queued_until_user_message
+    @session.queued_until_user_message
     async def delete_step(self, step_id: str) -> None:
         thread_id = self._step_threads.pop(step_id, None)
         await self._background_write(
@@ -382,12 +367,12 @@ class OpenRAGDataLayer(BaseDataLayer):
         if user_id is None and not self._warned_no_owner:
             self._warn_if_no_owner_can_exist()
         to_set, to_remove = convert.metadata_patch(metadata, self.settings.redact_keys)
-        if to_set is not None and _in_websocket_session():
+        if to_set is not None and session.in_websocket_session():
             to_set = {k: v for k, v in to_set.items() if k not in SHARING_KEYS}
             to_remove = [k for k in to_remove if k not in SHARING_KEYS]
         params = {
             "id": thread_id,
-            "name": _thread_name(name, metadata),
+            "name": convert.thread_name(name, metadata),
             "userId": normalise.optional_text(user_id),
             "tags": normalise.text_list(tags),
             "metadata": {} if to_set is None else to_set,  # nothing to merge (NULL would break the insert)
@@ -485,39 +470,6 @@ class OpenRAGDataLayer(BaseDataLayer):
         await self.storage.close()
 
 
-def _mime_of(element: Element) -> str:
-    name_type = mimetypes.guess_type(element.name or "")[0]
-    return element.mime or name_type or "application/octet-stream"
-
-
-def _element_source(element: Element) -> bytes | Path | None:
-    """What to upload: the file at ``path`` (streamed), else ``content``; None for URL-only elements."""
-    if element.path:
-        return Path(element.path)
-    content = element.content
-    if isinstance(content, str):
-        return normalise.clean_text(content).encode("utf-8")
-    return bytes(content) if content else None
-
-
-def _thread_name(name: object, metadata: Mapping[str, Any] | None) -> str | None:
-    """The name given, else ``metadata["name"]`` (an app's ``cl.user_session["name"]``), as Chainlit's
-    built-in and SQLAlchemy layers take it; cut to ``THREAD_NAME_MAX`` characters."""
-    if name is None and metadata:
-        name = metadata.get("name")
-    text = normalise.optional_text(name)
-    return None if text is None else text[:THREAD_NAME_MAX]
-
-
-def _held_bytes(element: Element) -> int:
-    """Memory a pending element write holds: its content (text twice: as text and as UTF-8 to upload);
-    a file on disk is streamed, so only its row."""
-    content = None if element.path else element.content
-    if isinstance(content, str):
-        return 2 * len(content)
-    return len(content) if isinstance(content, bytes | bytearray) else 0
-
-
 def _report_refusal(action: str, subject: str, *, thread_deleted: bool) -> None:
     """One line, ids only: a late write to a deleted thread is expected, a reused id is not."""
     if thread_deleted:
@@ -539,26 +491,3 @@ def _forget(tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], No
             task.exception()
 
     return done
-
-
-def _websocket_session() -> WebsocketSession | None:
-    from chainlit.context import context_var
-    from chainlit.session import WebsocketSession
-
-    context = context_var.get(None)
-    session = None if context is None else context.session
-    return session if isinstance(session, WebsocketSession) else None
-
-
-def _in_websocket_session() -> bool:
-    return _websocket_session() is not None
-
-
-def _outside_session_thread(thread_id: str | None) -> bool:
-    """An element write naming another thread than its websocket session's.
-
-    Chainlit's ``PUT``/``DELETE /project/element`` take the element's thread from the request
-    body; the session (checked by Chainlit to be the caller's) says which thread is the caller's.
-    """
-    session = _websocket_session()
-    return session is not None and thread_id != session.thread_id
