@@ -143,9 +143,20 @@ def _newest_thread(context: BrowserContext) -> str:
 
 
 def _notes_url(context: BrowserContext, thread_id: str) -> str:
-    """The URL the thread's stored file is given now, as the front end reads the thread."""
-    elements = thread_json(context, thread_id)["elements"]
-    return str(next(element["url"] for element in elements if element["name"] == "answer-notes.txt"))
+    """The URL the thread's stored file is given now, as the front end reads the thread.
+
+    Chainlit fires the element's write without awaiting it (upload, then row): the answer can show before
+    the row is stored, so wait for it as a reload would.
+    """
+    urls: list[str] = []
+
+    def stored() -> bool:
+        elements = thread_json(context, thread_id)["elements"]
+        urls[:] = [str(element["url"]) for element in elements if element["name"] == "answer-notes.txt"]
+        return bool(urls)
+
+    _wait_until(stored, "the answer's file is stored")
+    return urls[0]
 
 
 def _expect_answer(page: Page, number: int) -> None:
