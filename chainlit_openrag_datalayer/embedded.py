@@ -67,7 +67,15 @@ class EmbeddedPostgres:
 
 
 def refuse_unsafe_start(data_dir: Path) -> None:
-    """Raise ``ConfigurationError`` where the wheel would let other local users in (module docstring)."""
+    """Raise ``ConfigurationError`` where the wheel would let other local users in (module docstring);
+    otherwise, as root, make sure the server's system user exists."""
+    check_safe_start(data_dir)
+    if os.geteuid() == 0:
+        _ensure_server_user()
+
+
+def check_safe_start(data_dir: Path) -> None:
+    """Raise ``ConfigurationError`` where the wheel would let other local users in; changes nothing."""
     data_dir = data_dir.resolve()
     socket_path = data_dir / SOCKET_NAME
     if len(os.fsencode(socket_path)) > SOCKET_PATH_MAX:
@@ -88,7 +96,6 @@ def refuse_unsafe_start(data_dir: Path) -> None:
             "to a PostgreSQL server, or put the app (or EMBEDDED_POSTGRES_DIR) and its virtualenv under "
             "folders every user may enter, such as /srv or /opt."
         )
-    _ensure_server_user()
 
 
 def _folders_the_wheel_would_open(data_dir: Path) -> Iterator[Path]:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import migrations
 from .config import Settings
 from .connection import Connector, behind_pooler
-from .embedded import require_embedded_postgres
+from .embedded import check_safe_start, require_embedded_postgres
 from .errors import DatabaseUnavailableError, DataLayerError
 
 
@@ -36,10 +36,12 @@ def check_ready(settings: Settings) -> None:
     """Blocking: raise what to fix when history could not be stored (for the ``@cl.data_layer`` factory).
 
     The server must answer and its schema be at this package's head (``DATABASE_AUTO_MIGRATE`` first
-    brings it there); without ``DATABASE_URL`` the ``[embedded]`` extra must be installed.
+    brings it there); without ``DATABASE_URL`` the ``[embedded]`` extra must be installed and able to start
+    without letting other local users in.
     """
     if settings.database_url is None:
         require_embedded_postgres()
+        check_safe_start(settings.embedded_dir)
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="openrag-datalayer-check") as executor:
         executor.submit(asyncio.run, _check_ready(settings)).result()

