@@ -63,18 +63,7 @@ class WriteSequencer:
     ) -> T:
         """Queue ``work`` (holding about ``size`` bytes) behind the thread's earlier writes, then run it
         with retries. Past either bound the write is refused; a write alone in the queue always goes."""
-        over_bytes = self.pending and self.pending_bytes + size > self.max_pending_bytes
-        if self.pending >= self.max_pending or over_bytes:
-            logger.error(
-                "%s for %s refused: %d writes (%d MiB) are already waiting (the database or storage has "
-                "been down too long); this write is lost",
-                action, subject, self.pending, self.pending_bytes >> 20,
-            )  # fmt: skip
-            raise WriteQueueFullError(
-                f"{self.pending} writes ({self.pending_bytes} bytes) are waiting: the database or storage "
-                "has been unreachable too long. Bring it back; MAX_PENDING_WRITES and MAX_PENDING_WRITE_MB "
-                "set how many may wait."
-            )
+        self._refuse_past_bounds(action, subject, size)
         self.pending += 1
         self.pending_bytes += size
         self._idle.clear()
@@ -99,6 +88,22 @@ class WriteSequencer:
             if not self.pending:
                 self._idle.set()
             self._release_lock(thread)
+
+    def _refuse_past_bounds(self, action: str, subject: str, size: int) -> None:
+        """Raise ``WriteQueueFullError`` (logged, ids only) when this write would pass either bound."""
+        over_bytes = self.pending and self.pending_bytes + size > self.max_pending_bytes
+        if self.pending < self.max_pending and not over_bytes:
+            return
+        logger.error(
+            "%s for %s refused: %d writes (%d MiB) are already waiting (the database or storage has "
+            "been down too long); this write is lost",
+            action, subject, self.pending, self.pending_bytes >> 20,
+        )  # fmt: skip
+        raise WriteQueueFullError(
+            f"{self.pending} writes ({self.pending_bytes} bytes) are waiting: the database or storage "
+            "has been unreachable too long. Bring it back; MAX_PENDING_WRITES and MAX_PENDING_WRITE_MB "
+            "set how many may wait."
+        )
 
     async def drain(self, timeout: float) -> None:
         """Let running writes finish, then run the cancelled ones again, each thread's in issue order, for
