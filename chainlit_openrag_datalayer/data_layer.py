@@ -62,7 +62,6 @@ class OpenRAGDataLayer(BaseDataLayer):
         self.served_files = served.ServedFiles(
             GrantSigner(settings.url_secret, settings.url_expiry_seconds), self.storage, self.get_thread
         )
-        served.serve(self.served_files)
         self._writes = WriteSequencer(
             RetryPolicy(settings.write_retry_seconds),
             settings.max_pending_writes,
@@ -77,6 +76,7 @@ class OpenRAGDataLayer(BaseDataLayer):
         if settings.identity_path:
             identity.install_login_guard()
         self._log_configuration()
+        served.serve(self.served_files)  # last: a layer that failed to construct serves nothing
 
     @classmethod
     def from_env(
