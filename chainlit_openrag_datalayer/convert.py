@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from chainlit.element import Element
 
 THREAD_NAME_MAX = 255
+Coercer = Callable[[object], Any]
 
 # Keys with a rule of their own below ("start" and "end" are stored as "startTime" and "endTime"); keys
 # not persisted: "streaming" is live UI state, "feedback" has its own table.
@@ -98,7 +99,7 @@ def show_input_from_text(value: str | None) -> bool | str | None:
 
 def step_params(step: Mapping[str, Any], redact_keys: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Bind parameters for the step upsert: every column, None meaning "keep what is stored"."""
-    params, extra = _columns_and_extra(step_table, _STEP_COLUMNS, step, _STEP_SPECIAL | _STEP_IGNORED)
+    params, extra = _columns_and_extra(_STEP_COERCERS, _STEP_COLUMNS, step, _STEP_SPECIAL | _STEP_IGNORED)
     # A missing or unparseable creation time becomes "now"; merges keep the earliest one seen.
     created = parse_timestamp(step.get("createdAt")) or datetime.now(timezone.utc)
     params.update(
@@ -202,7 +203,7 @@ def element_params(
     element: Mapping[str, Any], object_key: str | None, redact_keys: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
     """Bind parameters for the element upsert, from ``Element.to_dict()``."""
-    params, extra = _columns_and_extra(element_table, _ELEMENT_COLUMNS, element, _ELEMENT_SPECIAL)
+    params, extra = _columns_and_extra(_ELEMENT_COERCERS, _ELEMENT_COLUMNS, element, _ELEMENT_SPECIAL)
     params.update(
         threadId=params["threadId"] or None,  # "" (Chainlit's element endpoints' default) names no thread
         name=params["name"] or "",
@@ -218,7 +219,7 @@ def element_params(
 
 
 def _columns_and_extra(
-    table: Table, columns: Mapping[str, str], given: Mapping[str, Any], special: set[str]
+    coercers: Mapping[str, Coercer], columns: Mapping[str, str], given: Mapping[str, Any], special: set[str]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The values of ``given`` that have a column (every column present, None when not given), each made
     that column's type, and the others but ``special`` ones, for ``extra``."""
@@ -226,21 +227,35 @@ def _columns_and_extra(
     extra: dict[str, Any] = {}
     for key, value in given.items():
         if key in columns:
-            params[columns[key]] = _as_column_type(table.c[columns[key]].type, value)
+            column = columns[key]
+            params[column] = coercers[column](value)
         elif key not in special:
             extra[json_key(key)] = value
     return params, extra
 
 
-def _as_column_type(column_type: TypeEngine[Any], value: object) -> Any:
-    """A client's value as a text, boolean or integer column stores it (see ``normalise``)."""
+def _coercers(table: Table) -> dict[str, Coercer]:
+    """Per column, how a client's value is stored: text, boolean and integer columns as ``normalise`` makes
+    them, any other column as given. Built once per table, not per write."""
+    return {column.name: _coercer(column.type) for column in table.c}
+
+
+def _coercer(column_type: TypeEngine[Any]) -> Coercer:
     if isinstance(column_type, Text):
-        return optional_text(value)
+        return optional_text
     if isinstance(column_type, Boolean):
-        return optional_bool(value)
+        return optional_bool
     if isinstance(column_type, Integer):
-        return optional_int32(value)
+        return optional_int32
+    return _as_given
+
+
+def _as_given(value: object) -> Any:
     return value
+
+
+_STEP_COERCERS = _coercers(step_table)
+_ELEMENT_COERCERS = _coercers(element_table)
 
 
 def element_mime(element: Element) -> str:

@@ -96,13 +96,17 @@ def approximate_size(value: object) -> int:
     total, stack = 0, [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, str | bytes | bytearray):
+        # Concrete types first: the ``Mapping`` check goes through the ABC machinery, slow on a hot path.
+        if isinstance(item, (str, bytes, bytearray)):
             total += len(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
         elif isinstance(item, Mapping):
             stack.extend(item.keys())
             stack.extend(item.values())
-        elif isinstance(item, list | tuple | set | frozenset):
-            stack.extend(item)
         else:
             total += 8
     return total
